@@ -1,0 +1,327 @@
+"""The build loop: the one place that waits, and the only code that changes scheduler state.
+
+It discovers the graph (an explicit-stack walk of ``requires()``, skipping
+tasks already complete), hands ready tasks to executors, and turns their
+outcomes into scheduler updates, until nothing is left to run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from types import GeneratorType
+from typing import Any
+
+from ..errors import DependencyCycleError, TargetError, TaskDefinitionError
+from ..target import get_target_root, is_memory_root
+from ..task import Task, flatten_tasks, task_has_run, task_has_run_aio
+from . import _executors as ex
+from ._runner import ASYNC, BLOCKING, PROCESS, THREAD, HybridConcurrentTaskRunner
+from ._scheduler import UPSTREAM_FAILED, Scheduler
+from ._summary import BuildStatus, BuildSummary, FailMode, TaskFailure
+
+__all__ = ["Driver"]
+
+
+class _Inbox:
+    """Outcomes waiting for the driver; executors on other threads post thread-safely."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.items: collections.deque[tuple] = collections.deque()
+        self._loop = loop
+        self._waiter: asyncio.Future | None = None
+        self._wake_pending = False
+
+    def post(self, outcome: tuple) -> None:
+        self.items.append(outcome)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def post_threadsafe(self, outcome: tuple) -> None:
+        self.items.append(outcome)
+        # One wake-up call covers every outcome posted before the driver drains.
+        if not self._wake_pending:
+            self._wake_pending = True
+            self._loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        self._wake_pending = False
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(self) -> None:
+        if self.items:
+            return
+        self._waiter = self._loop.create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+
+def _short_cycle(task_ids: list[str], tasks: dict[str, Task]) -> str:
+    return " -> ".join(repr(tasks[t]) if t in tasks else t for t in task_ids)
+
+
+class Driver:
+    """One build: discovery, dispatch, outcomes."""
+
+    def __init__(self, runner: HybridConcurrentTaskRunner, fail_mode: FailMode):
+        if not isinstance(fail_mode, FailMode):
+            raise ValueError(f"fail_mode must be a FailMode, got {fail_mode!r}")
+        self.runner = runner
+        self.registry = runner.registry
+        self.fail_mode = fail_mode
+        self.scheduler = Scheduler()
+        self.tasks: dict[str, Task] = {}
+        self.complete_ids: set[str] = set()
+        self.failures: list[TaskFailure] = []
+        self.n_succeeded = 0
+        self.n_not_run = 0
+        self.n_in_flight = 0
+        self.stopping = False
+        self._resume: dict[str, Any] = {}
+        self._started: set[str] = set()
+        self._executor_of_class: dict[type, Any] = {}
+        self._executors: dict[str, Any] = {}
+        self._checked: set[type] = set()
+
+    # -- discovery ---------------------------------------------------------
+
+    def _check_class(self, task: Task) -> None:
+        cls = type(task)
+        if not (task_has_run(cls) or task_has_run_aio(cls)):
+            raise TaskDefinitionError(
+                f"task {task!r} defines neither run() nor run_aio(); implement one of them in "
+                f"{cls.__module__}.{cls.__qualname__}"
+            )
+        self._checked.add(cls)
+
+    def _requires(self, task: Task) -> list[Task]:
+        try:
+            return flatten_tasks(task.requires())
+        except Exception as exc:
+            raise TaskDefinitionError(f"requires() of task {task!r} failed: {exc}") from exc
+
+    def _is_complete(self, task: Task) -> bool:
+        if type(task) not in self._checked:
+            self._check_class(task)
+        if task.complete():
+            self.complete_ids.add(task.task_id)
+            return True
+        return False
+
+    def discover(self, roots: list[Task]) -> list[str]:
+        """Add every incomplete task reachable from ``roots``; return the roots' ids in the graph."""
+        tasks, complete_ids, add = self.tasks, self.complete_ids, self.scheduler.add
+        found: list[str] = []
+        for root in roots:
+            if not isinstance(root, Task):
+                raise TypeError(f"expected tasks to build, got {type(root).__name__}: {root!r}")
+            root_id = root.task_id
+            if root_id in tasks:
+                found.append(root_id)
+                continue
+            if root_id in complete_ids or self._is_complete(root):
+                continue
+            # Depth-first, post-order: a task is added after all its dependencies.
+            path = [root]
+            on_path = {root_id}
+            iters = [iter(self._requires(root))]
+            waits: list[list[str]] = [[]]
+            while iters:
+                for dep in iters[-1]:
+                    dep_id = dep.task_id
+                    if dep_id in tasks:
+                        waits[-1].append(dep_id)
+                    elif dep_id in on_path:
+                        ids = [t.task_id for t in path]
+                        cycle = ids[ids.index(dep_id):] + [dep_id]
+                        raise DependencyCycleError(
+                            f"dependency cycle: {_short_cycle(cycle, {t.task_id: t for t in path})}", cycle
+                        )
+                    elif dep_id not in complete_ids and not self._is_complete(dep):
+                        path.append(dep)
+                        on_path.add(dep_id)
+                        iters.append(iter(self._requires(dep)))
+                        waits.append([])
+                        break
+                else:
+                    task = path.pop()
+                    iters.pop()
+                    task_id = task.task_id
+                    on_path.discard(task_id)
+                    tasks[task_id] = task
+                    add(task_id, waits.pop())
+                    if waits:
+                        waits[-1].append(task_id)
+            found.append(root_id)
+        return found
+
+    # -- dispatch ----------------------------------------------------------
+
+    def _executor_for(self, task: Task) -> Any:
+        mode = self.runner.mode(task)
+        executor = self._executors.get(mode)
+        if executor is None:
+            executor = self._executors[mode] = self._make_executor(mode)
+        self._executor_of_class[type(task)] = executor
+        return executor
+
+    def _make_executor(self, mode: str) -> Any:
+        capacity = self.runner.capacity(mode)
+        if self.runner.max_in_flight is not None:
+            capacity = min(capacity, self.runner.max_in_flight)
+        if mode == ASYNC:
+            return ex.AsyncExecutor(capacity, self.inbox.post)
+        if mode == THREAD:
+            return ex.ThreadExecutor(capacity, self.inbox.post_threadsafe)
+        if mode == PROCESS:
+            self._check_root(mode)
+            executor = ex.ProcessExecutor(capacity, self.inbox.post, self.runner.process_start_method)
+            executor.start_workers()
+            return executor
+        assert mode == BLOCKING
+        return ex.InlineExecutor(capacity, self.inbox.post)
+
+    def _start(self, executor: Any, task_id: str) -> None:
+        task = self.tasks[task_id]
+        if task_id not in self._started:
+            self._started.add(task_id)
+            self.registry.task_start(task)
+        self.n_in_flight += 1
+        executor.submit(task, self._resume.pop(task_id, None))
+
+    def _dispatch_ready(self) -> None:
+        scheduler, tasks, by_class = self.scheduler, self.tasks, self._executor_of_class
+        limit = self.runner.max_in_flight
+        while scheduler.has_ready():
+            if limit is not None and self.n_in_flight >= limit:
+                return
+            task_id = scheduler.pop_ready()
+            task = tasks[task_id]
+            executor = by_class.get(type(task)) or self._executor_for(task)
+            if executor.n_running < executor.capacity:
+                self._start(executor, task_id)
+            else:
+                executor.backlog.append(task_id)
+
+    # -- outcomes ----------------------------------------------------------
+
+    def _handle(self, outcome: tuple) -> None:
+        executor, task_id, kind, payload = outcome
+        executor.n_running -= 1
+        self.n_in_flight -= 1
+        if kind == ex.OK:
+            self.scheduler.done(task_id)
+            self.n_succeeded += 1
+            self.registry.task_complete(self.tasks[task_id])
+        elif kind == ex.DEPS:
+            self._extend(task_id, *payload)
+        elif kind == ex.FAILED:
+            self._fail(task_id, *payload)
+        else:  # NOT_RUN: a fail-fast build stopped before this task started
+            self.n_not_run += 1
+        if executor.backlog and not self.stopping:
+            self._start(executor, executor.backlog.popleft())
+
+    def _extend(self, task_id: str, deps: list[Task], resume: Any) -> None:
+        try:
+            dep_ids = self.discover(deps)
+        except Exception as exc:  # a bad dynamic dependency fails its task, not the build
+            if isinstance(exc, DependencyCycleError):
+                raise
+            self._fail(task_id, exc, "")
+            return
+        if resume is not None:
+            self._resume[task_id] = resume
+        if task_id in dep_ids:
+            raise DependencyCycleError(
+                f"dependency cycle: task {self.tasks[task_id]!r} yielded itself as a dependency",
+                [task_id, task_id],
+            )
+        if self.scheduler.extend(task_id, dep_ids) == UPSTREAM_FAILED:
+            gen = self._resume.pop(task_id, None)
+            if isinstance(gen, GeneratorType):
+                gen.close()
+
+    def _fail(self, task_id: str, error: BaseException, text: str) -> None:
+        task = self.tasks[task_id]
+        self.scheduler.failed(task_id)
+        self.failures.append(TaskFailure(task_id, repr(task), error, text))
+        self.registry.task_fail(task, error)
+        if self.fail_mode is FailMode.FAIL_FAST and not self.stopping:
+            self.stopping = True
+            self.n_not_run += len(self.scheduler.cancel())
+            for executor in self._executors.values():
+                self.n_not_run += len(executor.backlog)
+                executor.backlog.clear()
+
+    # -- the loop ----------------------------------------------------------
+
+    def _check_root(self, mode: str) -> None:
+        root = get_target_root()
+        if mode == PROCESS and is_memory_root(root):
+            raise TargetError(
+                f"the in-memory target root {root!r} cannot be shared with worker processes; "
+                "set a directory as target root (set_target_root or STARDAG_TARGET_ROOT) or use "
+                "thread mode"
+            )
+
+    async def run(self, roots: Any) -> BuildSummary:
+        started = time.perf_counter()
+        roots = flatten_tasks(roots)
+        if self.runner.may_use(PROCESS):
+            self._check_root(PROCESS)
+        self.inbox = _Inbox(asyncio.get_running_loop())
+        self.discover(roots)
+        self.registry.build_start(roots)
+        interrupted = True
+        try:
+            await self._loop()
+            interrupted = False
+        finally:
+            for executor in self._executors.values():
+                executor.shutdown(interrupted)
+                if isinstance(executor, ex.AsyncExecutor):
+                    await executor.aclose()
+        summary = self._summary(time.perf_counter() - started)
+        self.registry.build_complete(summary)
+        return summary
+
+    async def _loop(self) -> None:
+        scheduler, items, handle = self.scheduler, self.inbox.items, self._handle
+        while True:
+            if not self.stopping:
+                self._dispatch_ready()
+            if items:
+                while items:
+                    handle(items.popleft())
+                continue
+            if self.n_in_flight == 0:
+                if self.stopping or scheduler.n_unfinished == 0:
+                    return
+                cycle = scheduler.find_cycle()
+                if cycle is None:  # pragma: no cover - would be a scheduler bug
+                    raise RuntimeError("build stalled with unfinished tasks and no cycle")
+                raise DependencyCycleError(f"dependency cycle: {_short_cycle(cycle, self.tasks)}", cycle)
+            await self.inbox.wait()
+
+    def _summary(self, duration: float) -> BuildSummary:
+        n_failed = len(self.failures)
+        n_upstream = self.scheduler.n_upstream_failed
+        ok = n_failed == 0 and n_upstream == 0 and self.n_not_run == 0
+        return BuildSummary(
+            status=BuildStatus.SUCCESS if ok else BuildStatus.FAILURE,
+            n_discovered=len(self.tasks) + len(self.complete_ids),
+            n_previously_complete=len(self.complete_ids),
+            n_succeeded=self.n_succeeded,
+            n_failed=n_failed,
+            n_upstream_failed=n_upstream,
+            n_not_run=self.n_not_run,
+            failures=tuple(self.failures),
+            duration_s=duration,
+        )

@@ -1,0 +1,345 @@
+"""Where a task runs: inline, in a thread, in a worker process, on the event loop.
+
+Executors only run. Each hands an outcome ``(executor, task_id, kind, payload)``
+to the driver's inbox and never touches scheduler state. Outcome kinds:
+
+- ``OK``: the task finished.
+- ``FAILED``: payload ``(error, traceback_text)``.
+- ``DEPS``: the task yielded dynamic dependencies; payload ``(tasks, generator)``.
+  In-process executors keep the suspended generator, which the driver resumes
+  once the tasks are complete. A generator cannot cross processes, so the
+  process pool closes it and returns only the missing tasks (generator
+  ``None``): the driver then runs the task again from the start, and ``run()``
+  must yield the same tasks again (Luigi's contract for dynamic dependencies).
+- ``NOT_RUN``: the executor was stopping and skipped the task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import multiprocessing
+import os
+import pickle
+import queue
+import signal
+import threading
+import traceback
+from types import AsyncGeneratorType, GeneratorType
+from typing import Any, Callable
+
+from ..errors import TaskPicklingError, WorkerDiedError
+from ..target import get_target_root, set_target_root
+from ..task import Task, flatten_tasks
+
+__all__ = [
+    "AsyncExecutor",
+    "DEPS",
+    "FAILED",
+    "InlineExecutor",
+    "NOT_RUN",
+    "OK",
+    "ProcessExecutor",
+    "ThreadExecutor",
+    "run_async",
+    "run_sync",
+]
+
+OK, FAILED, DEPS, NOT_RUN = range(4)
+
+
+def run_sync(task: Task, gen: GeneratorType | None = None) -> tuple[int, Any]:
+    """Run (or resume) a sync task: ``(kind, payload)``."""
+    try:
+        if gen is None:
+            result = task.run()
+            if not isinstance(result, GeneratorType):
+                return OK, None
+            gen = result
+            yielded = next(gen)
+        else:
+            yielded = gen.send(None)
+        return DEPS, (flatten_tasks(yielded), gen)
+    except StopIteration:
+        return OK, None
+    except Exception as exc:
+        return FAILED, (exc, traceback.format_exc())
+
+
+async def run_async(task: Task, agen: AsyncGeneratorType | None = None) -> tuple[int, Any]:
+    """Run (or resume) ``run_aio``: ``(kind, payload)``."""
+    try:
+        if agen is None:
+            result = task.run_aio()
+            if not isinstance(result, AsyncGeneratorType):
+                await result
+                return OK, None
+            agen = result
+            yielded = await agen.__anext__()
+        else:
+            yielded = await agen.asend(None)
+        return DEPS, (flatten_tasks(yielded), agen)
+    except StopAsyncIteration:
+        return OK, None
+    except Exception as exc:
+        return FAILED, (exc, traceback.format_exc())
+
+
+class _Executor:
+    """Shared bookkeeping: capacity, tasks running here, tasks waiting for a slot."""
+
+    def __init__(self, capacity: int, post: Callable[[tuple], None]):
+        self.capacity = capacity
+        self.n_running = 0
+        self.backlog: collections.deque[str] = collections.deque()
+        self._post = post
+
+    def has_slot(self) -> bool:
+        return self.n_running < self.capacity
+
+    def shutdown(self, interrupted: bool) -> None:
+        pass
+
+
+class InlineExecutor(_Executor):
+    """Runs sync tasks right here, blocking the driver (sequential and ``blocking`` mode)."""
+
+    def submit(self, task: Task, resume: Any) -> None:
+        self.n_running += 1
+        kind, payload = run_sync(task, resume)
+        self._post((self, task.task_id, kind, payload))
+
+
+class AsyncExecutor(_Executor):
+    """Runs ``run_aio`` as tasks on the driver's event loop."""
+
+    def __init__(self, capacity: int, post: Callable[[tuple], None]):
+        super().__init__(capacity, post)
+        self._running: set[asyncio.Task] = set()
+
+    def submit(self, task: Task, resume: Any) -> None:
+        self.n_running += 1
+        future = asyncio.ensure_future(self._run(task, resume))
+        self._running.add(future)
+        future.add_done_callback(self._running.discard)
+
+    async def _run(self, task: Task, resume: Any) -> None:
+        kind, payload = await run_async(task, resume)
+        self._post((self, task.task_id, kind, payload))
+
+    async def aclose(self) -> None:
+        for future in self._running:
+            future.cancel()
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+
+class ThreadExecutor(_Executor):
+    """A lean thread pool: one queue in, outcomes posted to the driver thread-safely."""
+
+    def __init__(self, capacity: int, post: Callable[[tuple], None]):
+        super().__init__(capacity, post)
+        self._queue: Any = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._stopping = False
+
+    def submit(self, task: Task, resume: Any) -> None:
+        self.n_running += 1
+        if len(self._threads) < self.n_running:
+            thread = threading.Thread(
+                target=self._work, name=f"stardag-worker-{len(self._threads)}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        self._queue.put((task, resume))
+
+    def _work(self) -> None:
+        get, post = self._queue.get, self._post
+        while (item := get()) is not None:
+            task, resume = item
+            if self._stopping:
+                post((self, task.task_id, NOT_RUN, None))
+                continue
+            try:
+                kind, payload = run_sync(task, resume)
+            except BaseException as exc:  # SystemExit and friends must not kill the worker silently
+                kind, payload = FAILED, (exc, traceback.format_exc())
+            post((self, task.task_id, kind, payload))
+
+    def shutdown(self, interrupted: bool) -> None:
+        self._stopping = True
+        for _ in self._threads:
+            self._queue.put(None)
+        if not interrupted:
+            for thread in self._threads:
+                thread.join()
+
+
+def _worker_main(conn: Any, inherited_fds: list[int]) -> None:
+    """A worker process: run tasks sent over ``conn`` until it closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    # A forked worker holds copies of its siblings' pipes; close them, or a
+    # sibling would never see EOF when the parent dies, and live on as an orphan.
+    for fd in inherited_fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    while True:
+        try:
+            root, data = conn.recv()
+        except (EOFError, OSError):
+            return
+        if root != get_target_root():
+            set_target_root(root)
+        try:
+            task = pickle.loads(data)
+            outcome = _run_in_worker(task)
+        except Exception as exc:
+            outcome = FAILED, (exc, traceback.format_exc())
+        try:
+            message = pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # an unpicklable exception: send its text instead
+            kind, payload = outcome
+            if kind == FAILED:
+                error, text = payload
+                message = pickle.dumps((FAILED, (RuntimeError(f"{type(error).__name__}: {error}"), text)))
+            else:
+                message = pickle.dumps((FAILED, (TaskPicklingError(
+                    f"the outcome of task {task!r} cannot be sent back from its worker process: {exc}"
+                ), traceback.format_exc())))
+        conn.send_bytes(message)
+
+
+def _run_in_worker(task: Task) -> tuple[int, Any]:
+    kind, payload = run_sync(task)
+    while kind == DEPS:
+        tasks, gen = payload
+        missing = [t for t in tasks if not t.complete()]
+        if missing:
+            gen.close()
+            return DEPS, (missing, None)
+        kind, payload = run_sync(task, gen)
+    return kind, payload
+
+
+class _Worker:
+    __slots__ = ("process", "conn", "task")
+
+    def __init__(self, process: Any, conn: Any):
+        self.process = process
+        self.conn = conn
+        self.task: Task | None = None
+
+
+class ProcessExecutor(_Executor):
+    """A process pool that knows which task each worker runs.
+
+    Workers talk over pipes watched by the event loop (no extra thread). A
+    worker that dies fails exactly the task it was running; a fresh worker
+    replaces it and the rest of the build goes on.
+    """
+
+    def __init__(self, capacity: int, post: Callable[[tuple], None], start_method: str | None):
+        super().__init__(capacity, post)
+        self._loop = asyncio.get_running_loop()
+        self._method = _start_method(start_method)
+        self._context = multiprocessing.get_context(self._method)
+        self._workers: list[_Worker] = []
+        self._idle: list[_Worker] = []
+
+    def start_workers(self) -> None:
+        """Start every worker now (fork before any other thread exists)."""
+        while len(self._workers) < self.capacity:
+            self._idle.append(self._spawn())
+
+    def _spawn(self) -> _Worker:
+        parent_conn, child_conn = self._context.Pipe()
+        inherited: list[int] = []
+        if self._method == "fork":
+            inherited = [w.conn.fileno() for w in self._workers] + [parent_conn.fileno()]
+        process = self._context.Process(target=_worker_main, args=(child_conn, inherited), daemon=True,
+                                        name="stardag-process-worker")
+        process.start()
+        child_conn.close()
+        worker = _Worker(process, parent_conn)
+        self._workers.append(worker)
+        self._loop.add_reader(parent_conn.fileno(), self._on_readable, worker)
+        return worker
+
+    def submit(self, task: Task, resume: Any) -> None:
+        self.n_running += 1
+        try:
+            data = pickle.dumps(task, pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            error = TaskPicklingError(
+                f"task {task!r} cannot be sent to a worker process: {exc}; make its class importable "
+                "and its parameters picklable, or run it in 'thread' mode"
+            )
+            error.__cause__ = exc
+            self._post((self, task.task_id, FAILED, (error, traceback.format_exc())))
+            return
+        worker = self._idle.pop() if self._idle else self._spawn()
+        worker.task = task
+        worker.conn.send((get_target_root(), data))
+
+    def _on_readable(self, worker: _Worker) -> None:
+        task = worker.task
+        try:
+            message = worker.conn.recv_bytes()
+        except (EOFError, OSError):
+            self._on_death(worker)
+            return
+        worker.task = None
+        self._idle.append(worker)
+        try:
+            kind, payload = pickle.loads(message)
+        except Exception as exc:
+            kind, payload = FAILED, (TaskPicklingError(
+                f"the outcome of task {task!r} cannot be read back from its worker process: {exc}"
+            ), traceback.format_exc())
+        self._post((self, task.task_id, kind, payload))
+
+    def _on_death(self, worker: _Worker) -> None:
+        self._loop.remove_reader(worker.conn.fileno())
+        worker.conn.close()
+        worker.process.join(timeout=5)
+        self._workers.remove(worker)
+        if worker in self._idle:
+            self._idle.remove(worker)
+        task = worker.task
+        if task is None:
+            return
+        code = worker.process.exitcode
+        how = f"was killed by {signal.Signals(-code).name}" if code and code < 0 else f"exited with code {code}"
+        error = WorkerDiedError(
+            f"worker process {worker.process.pid} {how} while running task {task!r}; outputs "
+            "already written stay valid, and the next build resumes from them"
+        )
+        self._post((self, task.task_id, FAILED, (error, "")))
+
+    def shutdown(self, interrupted: bool) -> None:
+        for worker in self._workers:
+            self._loop.remove_reader(worker.conn.fileno())
+            if interrupted and worker.task is not None:
+                worker.process.terminate()
+            worker.conn.close()  # idle workers see EOF and exit
+        for worker in self._workers:
+            worker.process.join(timeout=5)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+        self._workers.clear()
+        self._idle.clear()
+
+
+def _start_method(requested: str | None) -> str:
+    if requested is not None:
+        return requested
+    methods = multiprocessing.get_all_start_methods()
+    # fork starts a worker in milliseconds, but is unsafe once other threads run.
+    if "fork" in methods and threading.active_count() == 1:
+        return "fork"
+    return "forkserver" if "forkserver" in methods else "spawn"
+
+
