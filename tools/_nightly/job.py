@@ -1,0 +1,399 @@
+"""One nightly run, start to end; ``tools/nightly.py`` is its command line.
+
+Order of work, each step safe to interrupt at any point:
+lock -> log -> noise control -> interpreters -> update checkout -> asv machine
+-> repair results store -> for each new commit (oldest first) and Python:
+``asv run`` into an empty staging dir, move the finished files into the store,
+git commit -> ``asv publish`` into a new directory -> regression report beside
+index.html -> switch the deploy symlink (or commit gh-pages) -> prune logs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import datetime
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+from asv import util as asv_util
+
+import interpreter
+from _nightly import site
+from _nightly.git import GitError, first_parent_commits, git, update_checkout
+from _nightly.lock import RunLock
+from _nightly.regression import read_regressions, write_report
+from _nightly.store import ResultStore, StoredResult
+
+EXIT_OK = 0
+EXIT_FAILURES = 1  # some commit did not build or some benchmark failed; site published
+EXIT_ERROR = 2  # the job itself could not finish (config, asv machine, publish, deploy)
+EXIT_REGRESSION = 3  # only with --fail-on-regression: a new regression, nothing else wrong
+
+# Variables that make numeric libraries spawn one thread per core; on a
+# benchmark machine they turn a one-core measurement into a scheduling lottery.
+THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+)
+
+log = logging.getLogger("nightly")
+
+
+@dataclass
+class Options:
+    """Everything the command line sets; paths are absolute."""
+
+    repo: str
+    config: str
+    machine: str
+    state_dir: str
+    results_dir: str
+    log_dir: str
+    deploy_dir: str | None = None
+    gh_pages: bool = False
+    gh_pages_branch: str = "gh-pages"
+    push: bool = True
+    pythons: list[str] | None = None
+    max_commits: int = 20
+    keep_logs: int = 30
+    cpu_affinity: set[int] | None = None
+    threads: int = 1
+    regression_threshold: float | None = None
+    fetch: bool = True
+    fail_on_regression: bool = False
+
+
+@dataclass
+class _Run:
+    """What one run has done so far, for the summary and the exit status."""
+
+    stamp: str
+    problems: list[str] = field(default_factory=list)
+    benchmarked: list[StoredResult] = field(default_factory=list)
+
+    def problem(self, message: str) -> None:
+        log.error(message)
+        self.problems.append(message)
+
+
+def run(opts: Options) -> int:
+    """Run the nightly job; raises LockBusy when another run holds the lock."""
+    with RunLock(os.path.join(opts.state_dir, "nightly.lock")) as lock:
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        stamp = f"{stamp}-{os.getpid()}"
+        log_path = _open_log(opts.log_dir, stamp)
+        started = time.monotonic()
+        state = _Run(stamp=stamp)
+        try:
+            code = _run(opts, state, lock.fd, log_path)
+        except Exception as exc:  # the log must say why the job stopped
+            log.exception("nightly run stopped: %s", exc)
+            code = EXIT_ERROR
+        finally:
+            _prune_logs(opts.log_dir, opts.keep_logs, keep=log_path)
+        log.info(
+            "finished in %.0f s: %d result file(s) added, %d problem(s), exit status %d; log %s",
+            time.monotonic() - started, len(state.benchmarked), len(state.problems), code, log_path,
+        )
+        for handler in list(log.handlers):
+            handler.close()
+            log.removeHandler(handler)
+        return code
+
+
+def _run(opts: Options, state: _Run, lock_fd: int, log_path: str) -> int:
+    _control_noise(opts)
+    raw = _load_config(opts.config)
+    bench_repo = raw["repo"]
+    branches = raw.get("branches") or ["main"]
+    env_type = raw.get("environment_type") or "virtualenv"
+    if env_type == "existing":
+        raise ValueError(
+            f"{opts.config!r} sets environment_type 'existing', which cannot build "
+            "other commits; use 'virtualenv' for the nightly job"
+        )
+    pythons = _discover_pythons(opts.pythons or list(raw.get("pythons") or []), opts, state)
+
+    if opts.fetch:
+        for branch in branches:
+            try:
+                log.info("%s", update_checkout(bench_repo, branch))
+            except GitError as exc:
+                state.problem(f"could not update the checkout, benchmarking it as it is: {exc}")
+
+    staging = os.path.join(opts.state_dir, "staging")
+    run_conf = _write_config(raw, os.path.join(opts.state_dir, "asv-run.conf.json"),
+                             results_dir=staging, opts=opts)
+    publish_conf = _write_config(raw, os.path.join(opts.state_dir, "asv-publish.conf.json"),
+                                 results_dir=opts.results_dir, opts=opts)
+    asv = _Asv(lock_fd, log_path)
+    if asv.call(run_conf, "machine", "--yes", "--machine", opts.machine) != 0:
+        raise RuntimeError(f"'asv machine --yes --machine {opts.machine}' failed; see {log_path}")
+
+    store = ResultStore(opts.results_dir, os.path.join(opts.state_dir, "quarantine"))
+    for note in store.open():
+        log.warning("results store: %s", note)
+
+    todo, tips = _select_commits(store, opts, bench_repo, branches, pythons)
+    for commit, missing in todo:
+        for python in missing:
+            _benchmark(asv, run_conf, store, staging, commit, python, env_type,
+                       commit in tips, opts, state)
+    if opts.push:
+        try:
+            line = store.push()
+            if line:
+                log.info("%s", line)
+        except GitError as exc:
+            state.problem(f"results are committed locally but the push failed: {exc}")
+
+    for note in store.quarantine_invalid():
+        state.problem(f"results store: {note}")
+    store.commit("quarantine unreadable result files")
+    if not _any_results(opts.results_dir):
+        state.problem("no results stored yet, so there is no site to publish")
+        return EXIT_FAILURES
+
+    out = _publish(asv, publish_conf, opts, state, log_path)
+    new_commits = {r.commit_hash for r in state.benchmarked}
+    regressions = read_regressions(out, new_commits)
+    header = (
+        f"stardag nightly {state.stamp}, machine {opts.machine}: "
+        f"{len(new_commits)} commit(s) benchmarked in this run, "
+        f"{sum(r.new for r in regressions)} new regression(s)"
+    )
+    report = write_report(out, regressions, header)
+    for line in report.rstrip().splitlines():
+        (log.warning if any(r.new for r in regressions) else log.info)("report: %s", line)
+    _write_summary(out, opts, state, regressions)
+    _deploy(out, opts, bench_repo, state)
+
+    if state.problems:
+        return EXIT_FAILURES
+    if opts.fail_on_regression and any(r.new for r in regressions):
+        return EXIT_REGRESSION
+    return EXIT_OK
+
+
+def _select_commits(store, opts, bench_repo, branches, pythons):
+    """Commits of the newest ``max_commits`` per branch lacking a result, oldest first."""
+    done = {(r.commit_hash, r.python) for r in store.results(opts.machine)}
+    todo: dict[str, list[str]] = {}
+    tips = set()
+    for branch in branches:
+        commits = first_parent_commits(bench_repo, branch, opts.max_commits)
+        tips.update(commits[:1])
+        for commit in reversed(commits):
+            missing = [p for p in pythons if (commit, p) not in done]
+            if missing:
+                todo.setdefault(commit, missing)
+        log.info(
+            "%s: %d newest commit(s) considered (--max-commits %d), %d need benchmarks",
+            branch, len(commits), opts.max_commits, sum(c in todo for c in commits),
+        )
+    if not todo:
+        log.info("nothing new to benchmark")
+    return list(todo.items()), tips
+
+
+def _benchmark(asv, run_conf, store, staging, commit, python, env_type, is_tip, opts, state):
+    """Benchmark one commit in one Python and commit what asv recorded."""
+    shutil.rmtree(staging, ignore_errors=True)  # a killed run's half-written files
+    os.makedirs(staging)
+    hashfile = os.path.join(opts.state_dir, "commit.txt")
+    with open(hashfile, "w") as f:
+        f.write(commit + "\n")
+    log.info("benchmarking %s with python %s", commit[:8], python)
+    code = asv.call(run_conf, "run", "--machine", opts.machine, "-E", f"{env_type}:{python}",
+                    f"HASHFILE:{hashfile}")
+    try:
+        # With no benchmarks.json yet, any discovery beats none; later only the
+        # branch tip's list is taken, so a gap commit cannot hide newer benchmarks.
+        first = not os.path.exists(os.path.join(store.path, "benchmarks.json"))
+        stored = store.install(staging, opts.machine, with_benchmarks_json=is_tip or first)
+    except ValueError as exc:
+        state.problem(f"{commit[:8]} python {python}: {exc}")
+        return
+    if not stored:
+        state.problem(f"{commit[:8]} python {python}: asv exited {code} and recorded no "
+                      "result (it is retried next run); see the log")
+        return
+    failed = sorted({name for r in stored for name in r.failed})
+    status = "ok" if not failed else f"{len(failed)} failed"
+    store.commit(f"{opts.machine} {commit[:8]} python {python}: {status}")
+    state.benchmarked.extend(stored)
+    if failed:
+        state.problem(f"{commit[:8]} python {python}: {len(failed)} benchmark(s) failed or "
+                      f"the commit did not build: {', '.join(failed[:10])}")
+    else:
+        log.info("%s python %s: recorded and committed", commit[:8], python)
+
+
+def _publish(asv, publish_conf, opts, state, log_path) -> str:
+    if opts.gh_pages:
+        out = os.path.join(opts.state_dir, "site-for-gh-pages")
+        shutil.rmtree(out, ignore_errors=True)
+    else:
+        out = site.new_version_dir(opts.deploy_dir, state.stamp)
+    if asv.call(publish_conf, "publish", "--no-pull", "--html-dir", out) != 0:
+        shutil.rmtree(out, ignore_errors=True)
+        raise RuntimeError(f"asv publish failed; the deployed site is unchanged; see {log_path}")
+    return out
+
+
+def _deploy(out, opts, bench_repo, state) -> None:
+    if opts.gh_pages:
+        push = opts.push and "origin" in _remotes(bench_repo)
+        line = site.commit_gh_pages(bench_repo, out, opts.gh_pages_branch,
+                                    f"nightly benchmarks {state.stamp}", push=push)
+        shutil.rmtree(out, ignore_errors=True)
+    else:
+        line = site.switch_deploy_dir(opts.deploy_dir, out)
+    log.info("%s", line)
+
+
+def _write_summary(out, opts, state, regressions) -> None:
+    summary = {
+        "run": state.stamp,
+        "machine": opts.machine,
+        "benchmarked": [
+            {"commit": r.commit_hash, "python": r.python, "failed": list(r.failed)}
+            for r in state.benchmarked
+        ],
+        "problems": state.problems,
+        "new_regressions": sum(r.new for r in regressions),
+    }
+    with open(os.path.join(out, "nightly.json"), "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2)
+
+
+class _Asv:
+    """Runs asv commands with their output appended to the run's log."""
+
+    def __init__(self, lock_fd: int, log_path: str) -> None:
+        self.lock_fd = lock_fd
+        self.log_path = log_path
+
+    def call(self, conf: str, *args: str) -> int:
+        cmd = [sys.executable, "-m", "asv", "--config", conf, *args]
+        log.info("$ %s", " ".join(cmd))
+        with open(self.log_path, "a", encoding="utf-8") as out:
+            # The child inherits the lock: if this process is SIGKILLed while
+            # asv still runs, no second job can start on the same staging dir.
+            # On Linux the child is also killed with us (PR_SET_PDEATHSIG).
+            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out,
+                                  stderr=subprocess.STDOUT, pass_fds=(self.lock_fd,),
+                                  preexec_fn=_die_with_parent)
+        if proc.returncode != 0:
+            log.warning("asv %s exited %d", args[0], proc.returncode)
+        return proc.returncode
+
+
+def _die_with_parent() -> None:
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def _control_noise(opts: Options) -> None:
+    """Pin the job (and so asv and every benchmark) and fix thread counts."""
+    if opts.cpu_affinity:
+        os.sched_setaffinity(0, opts.cpu_affinity)
+    for var in THREAD_VARS:
+        os.environ[var] = str(opts.threads)
+    os.environ["PYTHONHASHSEED"] = "0"
+    log.info(
+        "noise control: cpus %s, %s=%d, PYTHONHASHSEED=0",
+        sorted(os.sched_getaffinity(0)), "/".join(THREAD_VARS), opts.threads,
+    )
+
+
+def _discover_pythons(versions: list[str], opts: Options, state: _Run) -> list[str]:
+    """Find real interpreters (tools/interpreter.py) and put their links on PATH."""
+    if not versions:
+        raise ValueError(f"no Python versions: set 'pythons' in {opts.config!r} or --pythons")
+    found = interpreter.discover(versions)
+    link_dir = os.path.join(opts.state_dir, "pythons")
+    shutil.rmtree(link_dir, ignore_errors=True)
+    os.makedirs(link_dir)
+    interpreter.link_dir(found, link_dir)
+    os.environ["PATH"] = link_dir + os.pathsep + os.environ.get("PATH", "")
+    log.info("interpreters:\n%s", interpreter.describe(versions, found))
+    for version in versions:
+        if version not in found:
+            state.problem(f"python {version} not found; its benchmarks are skipped this run "
+                          f"(install it, or list its directory in {interpreter.EXTRA_PATH_VAR})")
+    if not found:
+        raise RuntimeError(f"none of the Python versions {versions} was found")
+    return [v for v in versions if v in found]
+
+
+def _load_config(path: str) -> dict:
+    """asv.conf.json as asv reads it, with its paths made absolute."""
+    raw = asv_util.load_json(path, api_version=1, js_comments=True)
+    base = os.path.dirname(os.path.abspath(path))
+    repo = os.path.join(base, raw.get("repo", "."))
+    if not os.path.isdir(repo):
+        raise ValueError(f"'repo' in {path!r} must be a local git checkout; {repo!r} is not")
+    raw["repo"] = os.path.abspath(repo)
+    for key, default in (("env_dir", "env"), ("benchmark_dir", "benchmarks")):
+        raw[key] = os.path.abspath(os.path.join(base, raw.get(key, default)))
+    return raw
+
+
+def _write_config(raw: dict, path: str, results_dir: str, opts: Options) -> str:
+    conf = dict(raw, version=1, results_dir=results_dir,
+                html_dir=os.path.join(opts.state_dir, "html-unused"))
+    if opts.regression_threshold is not None:
+        conf["regressions_thresholds"] = {".*": opts.regression_threshold}
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(conf, f, indent=2)
+    os.replace(tmp, path)
+    return path
+
+
+def _open_log(log_dir: str, stamp: str) -> str:
+    os.makedirs(log_dir, exist_ok=True)
+    path = os.path.join(log_dir, f"nightly-{stamp}.log")
+    log.setLevel(logging.INFO)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    for handler in (logging.FileHandler(path, encoding="utf-8"), logging.StreamHandler()):
+        handler.setFormatter(fmt)
+        log.addHandler(handler)
+    log.propagate = False
+    return path
+
+
+def _prune_logs(log_dir: str, keep_n: int, keep: str) -> None:
+    logs = sorted(
+        (e for e in os.scandir(log_dir) if e.name.startswith("nightly-") and e.name.endswith(".log")),
+        key=lambda e: e.stat().st_mtime,
+        reverse=True,
+    )
+    for entry in logs[keep_n:]:
+        if entry.path != keep:
+            os.remove(entry.path)
+
+
+def _remotes(repo: str) -> list[str]:
+    return git(repo, "remote").split()
+
+
+def _any_results(results_dir: str) -> bool:
+    for root, dirs, files in os.walk(results_dir):
+        dirs[:] = [d for d in dirs if d != ".git"]
+        if any(f.endswith(".json") and f not in ("machine.json", "benchmarks.json") for f in files):
+            return True
+    return False

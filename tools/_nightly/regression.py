@@ -1,0 +1,116 @@
+"""The regression report, read from what ``asv publish`` computed.
+
+No statistics of our own: ``asv publish`` fits a piecewise-constant curve to
+each benchmark's history (``asv.step_detect``) and writes to ``regressions.json``
+every upward step larger than both the fit's error and the relative threshold
+(``regressions_thresholds`` in asv.conf.json, 5% when unset). Each entry is
+``[name, graph_path, graph_params, param_index, last_value, best_value, jumps]``
+with jumps ``[rev_before | None, rev_after, value_before, value_after]`` in
+revision numbers that ``index.json`` maps to commit hashes. This module turns
+that into lines a person reads in the morning, marking the steps whose first
+slow commit was benchmarked by this run as new.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+
+from asv import util as asv_util
+
+
+@dataclass(frozen=True)
+class Regression:
+    """One upward step in one benchmark's history."""
+
+    benchmark: str  # asv name, with parameter values in parentheses if any
+    graph: dict  # the graph's distinguishing params (machine, python, branch...)
+    commit_before: str | None  # last fast commit; None when the step is one commit
+    commit_after: str  # first slow commit
+    value_before: float
+    value_after: float
+    unit: str
+    new: bool  # commit_after was benchmarked by this run
+
+    @property
+    def ratio(self) -> float:
+        return self.value_after / self.value_before if self.value_before else float("inf")
+
+    def describe(self) -> str:
+        where = (
+            f"in commit {self.commit_after[:8]}"
+            if self.commit_before is None
+            else f"in commits {self.commit_before[:8]}..{self.commit_after[:8]}"
+        )
+        graph = ", ".join(f"{k}={v}" for k, v in sorted(self.graph.items()) if v)
+        before = asv_util.human_value(self.value_before, self.unit)
+        after = asv_util.human_value(self.value_after, self.unit)
+        return (
+            f"{self.benchmark} [{graph}]: {self.ratio:.2f}x slower "
+            f"({before} -> {after}, +{(self.ratio - 1) * 100:.0f}%) {where}"
+        )
+
+
+def read_regressions(site_dir: str, new_commits: set[str]) -> list[Regression]:
+    """Every regression asv found in the published site in ``site_dir``."""
+    with open(os.path.join(site_dir, "regressions.json"), encoding="utf-8") as f:
+        entries = json.load(f)["regressions"]
+    with open(os.path.join(site_dir, "index.json"), encoding="utf-8") as f:
+        index = json.load(f)
+    rev_to_hash = {int(rev): h for rev, h in index["revision_to_hash"].items()}
+    found = []
+    for name, graph_path, _params, _j, _last, _best, jumps in entries:
+        graph = _graph_params(graph_path)
+        base_name = name.split("(", 1)[0]
+        unit = index["benchmarks"].get(base_name, {}).get("unit", "")
+        for rev_before, rev_after, value_before, value_after in jumps:
+            after = rev_to_hash[rev_after]
+            found.append(
+                Regression(
+                    benchmark=name,
+                    graph=graph,
+                    commit_before=None if rev_before is None else rev_to_hash[rev_before],
+                    commit_after=after,
+                    value_before=value_before,
+                    value_after=value_after,
+                    unit=unit,
+                    new=after in new_commits,
+                )
+            )
+    found.sort(key=lambda r: (not r.new, -r.ratio, r.benchmark))
+    return found
+
+
+def _graph_params(graph_path: str) -> dict:
+    """``graphs/branch-main/machine-m/python-3.11/name.json`` -> its params."""
+    parts = graph_path.split("/")[1:-1]
+    return dict(part.split("-", 1) for part in parts if "-" in part)
+
+
+def format_report(regressions: list[Regression], header: str) -> str:
+    """The text of regressions.txt."""
+    lines = [header, ""]
+    new = [r for r in regressions if r.new]
+    old = [r for r in regressions if not r.new]
+    if not regressions:
+        lines.append("No regressions.")
+    if new:
+        lines.append(f"New regressions ({len(new)}), first slow commit benchmarked by this run:")
+        lines += [f"  {r.describe()}" for r in new]
+    if old:
+        lines.append(f"Still open from earlier runs ({len(old)}):")
+        lines += [f"  {r.describe()}" for r in old]
+    lines += ["", "Details: index.html#regressions/ on this site; Atom feed: regressions.xml."]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(site_dir: str, regressions: list[Regression], header: str) -> str:
+    """Write regressions.txt and nightly-regressions.json beside index.html; return the text."""
+    text = format_report(regressions, header)
+    with open(os.path.join(site_dir, "regressions.txt"), "w", encoding="utf-8") as f:
+        f.write(text)
+    with open(os.path.join(site_dir, "nightly-regressions.json"), "w", encoding="utf-8") as f:
+        rows = [dict(asdict(r), ratio=r.ratio) for r in regressions]
+        json.dump({"regressions": rows}, f, indent=2)
+    return text

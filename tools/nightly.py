@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Nightly benchmark job: benchmark new commits, keep every result, republish, report.
+
+Run unattended (cron, systemd timer); it never reads stdin. A second copy
+started while one runs prints why and exits 0. Exit status: 0 all good or
+nothing new; 1 some commit failed to build or benchmark (the site is still
+published, recorded results are kept); 2 the job could not finish; 3 a new
+regression, only with --fail-on-regression. See README section "nightly".
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _nightly.job import Options, run  # noqa: E402
+from _nightly.lock import LockBusy  # noqa: E402
+
+_HERE_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _default_state_dir() -> str:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    return os.path.join(base, "stardag-nightly")
+
+
+def _cpus(text: str) -> set[int]:
+    cpus: set[int] = set()
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        try:
+            cpus.update(range(int(lo), int(hi or lo) + 1))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"bad cpu list {text!r}; write e.g. 1 or 2-3 or 0,2")
+    return cpus
+
+
+def parse_args(argv: list[str] | None = None) -> Options:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--repo", default=_HERE_REPO,
+                   help="the checkout to update and benchmark (default: this script's repo)")
+    p.add_argument("--config", help="asv config (default: REPO/asv.conf.json)")
+    p.add_argument("--pythons", help="comma-separated X.Y versions (default: the config's)")
+    p.add_argument("--machine", default=socket.gethostname().split(".")[0],
+                   help="asv machine name, keep it stable (default: short hostname)")
+    p.add_argument("--state-dir", default=_default_state_dir(),
+                   help="lock, staging, logs, results (default: ~/.local/state/stardag-nightly)")
+    p.add_argument("--results-dir", help="results store, a git repo (default: STATE/results)")
+    p.add_argument("--log-dir", help="one log per run (default: STATE/logs)")
+    p.add_argument("--keep-logs", type=int, default=30, help="logs kept (default 30)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--deploy-dir", help="symlink swapped to each new site (default: STATE/site)")
+    where.add_argument("--gh-pages", action="store_true",
+                       help="commit the site to the checkout's gh-pages branch instead")
+    p.add_argument("--gh-pages-branch", default="gh-pages")
+    p.add_argument("--no-push", action="store_true",
+                   help="do not push gh-pages or the results store to their origin")
+    p.add_argument("--no-fetch", action="store_true", help="benchmark the checkout as it is")
+    p.add_argument("--max-commits", type=int, default=20,
+                   help="backlog bound: only the newest N commits of each branch (default 20)")
+    p.add_argument("--cpu-affinity", type=_cpus, help="pin the job and benchmarks, e.g. 1 or 2-3")
+    p.add_argument("--threads", type=int, default=1,
+                   help="value for OMP/OPENBLAS/MKL/NUMEXPR/VECLIB thread variables (default 1)")
+    p.add_argument("--regression-threshold", type=float,
+                   help="relative step asv must see to report (overrides regressions_thresholds)")
+    p.add_argument("--fail-on-regression", action="store_true",
+                   help="exit 3 when this run found a new regression")
+    a = p.parse_args(argv)
+    if a.max_commits < 1:
+        p.error("--max-commits must be at least 1")
+    repo = os.path.abspath(a.repo)
+    state = os.path.abspath(a.state_dir)
+    return Options(
+        repo=repo,
+        config=os.path.abspath(a.config or os.path.join(repo, "asv.conf.json")),
+        machine=a.machine,
+        state_dir=state,
+        results_dir=os.path.abspath(a.results_dir or os.path.join(state, "results")),
+        log_dir=os.path.abspath(a.log_dir or os.path.join(state, "logs")),
+        deploy_dir=None if a.gh_pages else os.path.abspath(a.deploy_dir or os.path.join(state, "site")),
+        gh_pages=a.gh_pages,
+        gh_pages_branch=a.gh_pages_branch,
+        push=not a.no_push,
+        pythons=[v.strip() for v in a.pythons.split(",") if v.strip()] if a.pythons else None,
+        max_commits=a.max_commits,
+        keep_logs=a.keep_logs,
+        cpu_affinity=a.cpu_affinity,
+        threads=a.threads,
+        regression_threshold=a.regression_threshold,
+        fetch=not a.no_fetch,
+        fail_on_regression=a.fail_on_regression,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parse_args(argv)
+    try:
+        return run(opts)
+    except LockBusy as exc:
+        print(f"nightly: {exc}", file=sys.stderr)
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
