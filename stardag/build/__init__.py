@@ -68,7 +68,8 @@ def build(
         RuntimeError: called inside a running event loop (use ``build_aio``).
     """
     _refuse_running_loop("build")
-    return asyncio.run(build_aio(tasks, task_runner, fail_mode))
+    runner = task_runner if task_runner is not None else HybridConcurrentTaskRunner()
+    return asyncio.run(Driver(runner, fail_mode, owns_loop=True).run(tasks))
 
 
 async def build_sequential_aio(
@@ -88,4 +89,4 @@ def build_sequential(
     """Build one task at a time, in a deterministic order; ``run()`` is preferred."""
     _refuse_running_loop("build_sequential")
     runner = SequentialTaskRunner(registry, prefer_aio=False)
-    return asyncio.run(Driver(runner, fail_mode).run(tasks))
+    return asyncio.run(Driver(runner, fail_mode, owns_loop=True).run(tasks))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import queue
 import time
 from types import GeneratorType
 from typing import Any
@@ -25,12 +26,20 @@ __all__ = ["Driver"]
 
 
 class _Inbox:
-    """Outcomes waiting for the driver; executors on other threads post thread-safely."""
+    """Outcomes waiting for the driver.
+
+    Executors on the loop's thread append to ``items``; worker threads put on
+    ``threaded`` and wake the loop only while the driver awaits it. When only
+    threads have work in flight and the driver owns its loop, it blocks on
+    ``threaded`` directly: a thread hand-off, not a trip through the selector.
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.items: collections.deque[tuple] = collections.deque()
+        self.threaded: queue.SimpleQueue[tuple] = queue.SimpleQueue()
         self._loop = loop
         self._waiter: asyncio.Future | None = None
+        self._awaiting = False
         self._wake_pending = False
 
     def post(self, outcome: tuple) -> None:
@@ -40,9 +49,10 @@ class _Inbox:
             waiter.set_result(None)
 
     def post_threadsafe(self, outcome: tuple) -> None:
-        self.items.append(outcome)
-        # One wake-up call covers every outcome posted before the driver drains.
-        if not self._wake_pending:
+        self.threaded.put(outcome)
+        # The put comes before the flag test, and the driver sets the flag before
+        # it last looks at the queue: one of the two always sees the other.
+        if self._awaiting and not self._wake_pending:
             self._wake_pending = True
             self._loop.call_soon_threadsafe(self._wake)
 
@@ -52,14 +62,31 @@ class _Inbox:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def wait(self) -> None:
-        if self.items:
-            return
-        self._waiter = self._loop.create_future()
+    def drain_threaded(self) -> None:
+        get, items = self.threaded.get_nowait, self.items
         try:
+            while True:
+                items.append(get())
+        except queue.Empty:
+            pass
+
+    async def wait(self) -> None:
+        self._awaiting = True
+        try:
+            if self.items or not self.threaded.empty():
+                return
+            self._waiter = self._loop.create_future()
             await self._waiter
         finally:
+            self._awaiting = False
             self._waiter = None
+
+    async def wait_threads(self) -> None:
+        """Block for a thread's outcome, yielding to the loop now and then (Ctrl-C)."""
+        try:
+            self.items.append(self.threaded.get(timeout=0.05))
+        except queue.Empty:
+            await asyncio.sleep(0)
 
 
 def _short_cycle(task_ids: list[str], tasks: dict[str, Task]) -> str:
@@ -69,10 +96,11 @@ def _short_cycle(task_ids: list[str], tasks: dict[str, Task]) -> str:
 class Driver:
     """One build: discovery, dispatch, outcomes."""
 
-    def __init__(self, runner: HybridConcurrentTaskRunner, fail_mode: FailMode):
+    def __init__(self, runner: HybridConcurrentTaskRunner, fail_mode: FailMode, owns_loop: bool = False):
         if not isinstance(fail_mode, FailMode):
             raise ValueError(f"fail_mode must be a FailMode, got {fail_mode!r}")
         self.runner = runner
+        self.owns_loop = owns_loop
         self.registry = runner.registry
         self.fail_mode = fail_mode
         self.scheduler = Scheduler()
@@ -293,10 +321,12 @@ class Driver:
         return summary
 
     async def _loop(self) -> None:
-        scheduler, items, handle = self.scheduler, self.inbox.items, self._handle
+        scheduler, inbox, handle = self.scheduler, self.inbox, self._handle
+        items = inbox.items
         while True:
             if not self.stopping:
                 self._dispatch_ready()
+            inbox.drain_threaded()
             if items:
                 while items:
                     handle(items.popleft())
@@ -308,7 +338,11 @@ class Driver:
                 if cycle is None:  # pragma: no cover - would be a scheduler bug
                     raise RuntimeError("build stalled with unfinished tasks and no cycle")
                 raise DependencyCycleError(f"dependency cycle: {_short_cycle(cycle, self.tasks)}", cycle)
-            await self.inbox.wait()
+            threads = self._executors.get(THREAD)
+            if self.owns_loop and threads is not None and threads.n_running == self.n_in_flight:
+                await inbox.wait_threads()
+            else:
+                await inbox.wait()
 
     def _summary(self, duration: float) -> BuildSummary:
         n_failed = len(self.failures)
