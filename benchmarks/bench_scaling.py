@@ -1,0 +1,114 @@
+"""How the build's own cost grows: light tasks (``sum(range(100))``) from 100 to 100,000.
+
+``LightScaling.time_build``: one build from a fresh root (seconds).
+``LightScaling.track_overhead_us``: (build time - floor) / tasks, in microseconds,
+where the floor is the same tasks' ``run()`` called in order, in one loop, on
+the same storage: the work plus one write each, with no scheduler.
+``LightFloor.track_floor_us``: that floor per task, shown beside the overhead.
+``LargeDagMemory.peakmem_build``: peak RSS of creating and building a large DAG.
+
+Storage ``memory`` (``memory://`` targets) isolates the scheduler; ``file`` writes
+under the benchmark target root (tmpfs by default). The process pool cannot use
+in-memory targets (each process has its own), and file builds of 100,000 tasks
+are left out to keep a full run of the suite within 5 minutes.
+"""
+
+from __future__ import annotations
+
+import timeit
+
+from benchmarks import configuration, dags
+from benchmarks.common import BuildBenchmark, RootPool, build_checked, import_stardag
+
+SHAPES = ["fan_in", "chain"]
+SIZES = [100, 1_000, 10_000, 100_000]
+STORAGES = ["memory", "file"]
+MAX_FILE_TASKS = 10_000
+LARGE_DAG_TASKS = 50_000
+
+
+def run_floor(dag: dags.Dag, root: str) -> float:
+    """Seconds to call every task's ``run()`` in dependency order under ``root``."""
+    from stardag.target import target_root
+
+    with target_root(root):
+        start = timeit.default_timer()
+        for task in dag.tasks:
+            task.run()
+        return timeit.default_timer() - start
+
+
+def _check_storage(storage: str, n_tasks: int, config: configuration.Configuration | None) -> None:
+    if storage == "memory" and config is not None and not config.in_process:
+        raise NotImplementedError(
+            f"{config.name} runs tasks in other processes: in-memory targets cannot be shared"
+        )
+    if storage == "file" and n_tasks > MAX_FILE_TASKS:
+        raise NotImplementedError(
+            f"file targets stop at {MAX_FILE_TASKS} tasks (suite budget); "
+            f"{n_tasks} tasks run with in-memory targets"
+        )
+
+
+class LightScaling(BuildBenchmark):
+    params = [SHAPES, SIZES, STORAGES, configuration.NAMES]
+    param_names = ["shape", "n_tasks", "storage", "configuration"]
+
+    def setup(self, shape: str, n_tasks: int, storage: str, config: str) -> None:
+        import_stardag()
+        self.config = configuration.get(config)
+        _check_storage(storage, n_tasks, self.config)
+        self.builder = self.config.make_builder()
+        self.dag = dags.light_family(shape, n_tasks, self.config.async_tasks)
+        self.roots = RootPool(storage)
+
+    def time_build(self, shape: str, n_tasks: int, storage: str, config: str) -> None:
+        build_checked(self.builder, self.dag, self.roots.fresh())
+
+    def track_overhead_us(self, shape: str, n_tasks: int, storage: str, config: str) -> float:
+        floor = run_floor(self.dag, self.roots.fresh())
+        start = timeit.default_timer()
+        build_checked(self.builder, self.dag, self.roots.fresh())
+        measured = timeit.default_timer() - start
+        return (measured - floor) / n_tasks * 1e6
+
+    track_overhead_us.unit = "us per task"
+
+
+class LightFloor(BuildBenchmark):
+    """The floor alone: work + one write per task, no scheduler (per task, us)."""
+
+    params = [SHAPES, SIZES, STORAGES]
+    param_names = ["shape", "n_tasks", "storage"]
+
+    def setup(self, shape: str, n_tasks: int, storage: str) -> None:
+        import_stardag()
+        _check_storage(storage, n_tasks, None)
+        self.dag = dags.light_family(shape, n_tasks, False)
+        self.roots = RootPool(storage)
+
+    def track_floor_us(self, shape: str, n_tasks: int, storage: str) -> float:
+        return run_floor(self.dag, self.roots.fresh()) / n_tasks * 1e6
+
+    track_floor_us.unit = "us per task"
+
+
+class LargeDagMemory(BuildBenchmark):
+    """Peak memory of a 50,000-task fan-in of light tasks, created and built.
+
+    asv measures the benchmark process only: the process pool's workers, and
+    what they allocate, are not counted.
+    """
+
+    params = [configuration.NAMES]
+    param_names = ["configuration"]
+
+    def setup(self, config: str) -> None:
+        import_stardag()
+        self.config = configuration.get(config)
+        self.builder = self.config.make_builder()
+        self.roots = RootPool("file")
+
+    def peakmem_build(self, config: str) -> None:
+        dag = dags.fan_in(dags.light_class(self.config.async_tasks), LARGE_DAG_TASKS)
+        build_checked(self.builder, dag, self.roots.fresh())

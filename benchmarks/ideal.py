@@ -1,0 +1,61 @@
+"""The ideal makespan of a DAG: what a build with zero overhead would take.
+
+Every task of a scenario does the same work (``unit`` seconds), so the best
+schedule on ``slots`` parallel workers is Hu's: at each step run the ready tasks
+farthest from the end of the graph. It is optimal for in-trees such as ours, and
+a lower bound for any DAG. With one slot it is the total work; with unlimited
+slots it is the critical path.
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import time
+from typing import Sequence
+
+
+def ideal_steps(deps: Sequence[Sequence[int]], slots: int) -> int:
+    """Unit-time steps of Hu's schedule; ``deps`` are in dependency order."""
+    n = len(deps)
+    dependents: list[list[int]] = [[] for _ in range(n)]
+    pending = [len(d) for d in deps]
+    for i, ds in enumerate(deps):
+        for d in ds:
+            dependents[d].append(i)
+    level = [1] * n  # tasks on the longest path from i to the end, i included
+    for i in range(n - 1, -1, -1):
+        if dependents[i]:
+            level[i] = 1 + max(level[j] for j in dependents[i])
+    ready = [(-level[i], i) for i in range(n) if pending[i] == 0]
+    heapq.heapify(ready)
+    steps = done = 0
+    while done < n:
+        if not ready:
+            raise ValueError("deps contain a cycle or an index out of order")
+        running = [heapq.heappop(ready)[1] for _ in range(min(slots, len(ready)))]
+        steps += 1
+        done += len(running)
+        for i in running:
+            for j in dependents[i]:
+                pending[j] -= 1
+                if pending[j] == 0:
+                    heapq.heappush(ready, (-level[j], j))
+    return steps
+
+
+def ideal_makespan(deps: Sequence[Sequence[int]], unit: float, slots: int) -> float:
+    return ideal_steps(deps, slots) * unit
+
+
+@functools.lru_cache(maxsize=None)
+def seconds_per_sha256() -> float:
+    """One SHA-256 round of the CPU workloads on this machine (best of 3 x 100k)."""
+    from benchmarks.tasks import CPU_ITERATIONS, sha256_chain
+
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        sha256_chain(CPU_ITERATIONS)
+        best = min(best, time.perf_counter() - start)
+    return best / CPU_ITERATIONS
