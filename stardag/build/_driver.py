@@ -18,7 +18,7 @@ from ..errors import DependencyCycleError, TargetError, TaskDefinitionError
 from ..target import get_target_root, is_memory_root
 from ..task import Task, flatten_tasks, task_has_run, task_has_run_aio
 from . import _executors as ex
-from ._runner import ASYNC, BLOCKING, PROCESS, THREAD, HybridConcurrentTaskRunner
+from ._runner import ASYNC, BLOCKING, DASK, PROCESS, THREAD, HybridConcurrentTaskRunner
 from ._scheduler import UPSTREAM_FAILED, Scheduler
 from ._summary import BuildStatus, BuildSummary, FailMode, TaskFailure
 
@@ -212,6 +212,11 @@ class Driver:
             executor = ex.ProcessExecutor(capacity, self.inbox.post, self.runner.process_start_method)
             executor.start_workers()
             return executor
+        if mode == DASK:
+            from ._dask import DaskExecutor  # dask is optional: imported by the first Dask build
+
+            runner = self.runner
+            return DaskExecutor(self.inbox.post_threadsafe, runner.dask_address, runner.dask_n_workers)
         assert mode == BLOCKING
         return ex.InlineExecutor(capacity, self.inbox.post)
 

@@ -11,14 +11,15 @@ from ..task import Task, task_has_run, task_has_run_aio
 __all__ = [
     "ASYNC",
     "BLOCKING",
+    "DASK",
     "DefaultExecutionModeSelector",
     "HybridConcurrentTaskRunner",
     "PROCESS",
     "THREAD",
 ]
 
-ASYNC, THREAD, PROCESS, BLOCKING = "async", "thread", "process", "blocking"
-_SYNC_MODES = (THREAD, PROCESS, BLOCKING)
+ASYNC, THREAD, PROCESS, BLOCKING, DASK = "async", "thread", "process", "blocking", "dask"
+_SYNC_MODES = (THREAD, PROCESS, BLOCKING, DASK)
 
 
 class DefaultExecutionModeSelector:
@@ -29,6 +30,10 @@ class DefaultExecutionModeSelector:
             raise ValueError(
                 f"unknown sync_run_default {sync_run_default!r}; use one of {', '.join(map(repr, _SYNC_MODES))}"
             )
+        if sync_run_default == DASK:
+            from ._dask import require_distributed  # imports no dask
+
+            require_distributed()
         self.sync_run_default = sync_run_default
 
     def __call__(self, task: Task) -> str:
@@ -80,6 +85,9 @@ class HybridConcurrentTaskRunner:
         max_process_workers: process pool size (default: the cpus this process may use).
         process_start_method: ``"fork"``, ``"forkserver"`` or ``"spawn"``; default ``fork``
             where available and no other thread runs, else the platform default.
+        dask_address: the Dask scheduler ``"dask"`` mode submits to; default: a
+            ``LocalCluster`` started for the build and closed after.
+        dask_n_workers: worker processes of that LocalCluster (default: the cpus).
 
     Raises:
         ValueError: a worker count below 1, or an unknown start method.
@@ -95,6 +103,8 @@ class HybridConcurrentTaskRunner:
         max_thread_workers: int | None = None,
         max_process_workers: int | None = None,
         process_start_method: str | None = None,
+        dask_address: str | None = None,
+        dask_n_workers: int | None = None,
     ):
         if registry is not None and not isinstance(registry, RegistryABC):
             raise TypeError(f"registry must be a RegistryABC, got {registry!r}")
@@ -109,13 +119,17 @@ class HybridConcurrentTaskRunner:
                 f"unknown process_start_method {process_start_method!r}; use 'fork', 'forkserver' or 'spawn'"
             )
         self.process_start_method = process_start_method
+        if dask_address is not None and not isinstance(dask_address, str):
+            raise TypeError(f"dask_address must be a str like 'tcp://host:8786', got {dask_address!r}")
+        self.dask_address = dask_address
+        self.dask_n_workers = _check_workers("dask_n_workers", dask_n_workers, n_cpus)
 
     def mode(self, task: Task) -> str:
         mode = self.execution_mode_selector(task)
-        if mode not in (ASYNC, THREAD, PROCESS, BLOCKING):
+        if mode not in (ASYNC, THREAD, PROCESS, BLOCKING, DASK):
             raise ValueError(
                 f"execution mode selector returned {mode!r} for task {task!r}; "
-                "expected 'async', 'thread', 'process' or 'blocking'"
+                "expected 'async', 'thread', 'process', 'blocking' or 'dask'"
             )
         return mode
 

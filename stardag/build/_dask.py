@@ -1,0 +1,298 @@
+"""The ``dask`` configuration: sync tasks run on the workers of a Dask distributed cluster.
+
+The driver keeps deciding what is ready (dynamic dependencies, fail modes,
+skips); Dask only runs tasks. Each task is pickled here and submitted through a
+``distributed.Client``; a worker runs it under the process pool's contract
+(``_run_in_worker``): a task that yields dynamic dependencies which are not
+complete returns them, and runs again from the start once they are built.
+A task that succeeds returns ``None``, so the future's result type alone tells
+the driver; other outcomes are fetched. Tasks with ``run_aio`` never come here:
+they run on the driver's event loop.
+
+The Client runs its own event loop in a thread (distributed's synchronous mode),
+so outcomes reach the driver through the inbox's thread-safe post. With no
+scheduler address, the build starts a ``LocalCluster`` and closes it after.
+Workers must see the driver's target root at the same path: the executor checks
+that at start by a file written on one side and read on the other.
+
+``import stardag.build`` never imports dask: the first Dask build does.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import os
+import pickle
+import socket
+import traceback
+import uuid
+from typing import Any, Callable
+
+from ..errors import StardagError, TargetError, TaskPicklingError, WorkerDiedError
+from ..target import get_target_root, is_memory_root, set_target_root
+from ..task import Task
+from ._executors import FAILED, OK, _Executor, _run_in_worker
+
+__all__ = ["DaskExecutor", "SchedulerUnreachableError", "require_distributed"]
+
+CONNECT_TIMEOUT_S = 5.0
+# For a LocalCluster we start: a task whose worker dies is tried on one more
+# worker, then fails with KilledWorker (Dask's default allows 3 deaths).
+ALLOWED_FAILURES = 1
+# Tasks in flight per worker thread: one running, one waiting at the scheduler,
+# so a worker never idles for a round trip to the driver.
+TASKS_PER_THREAD = 2
+
+_INSTALL_HINT = "pip install 'stardag[dask]'"
+
+
+class SchedulerUnreachableError(StardagError, ConnectionError):
+    """The Dask scheduler could not be reached, or has no workers."""
+
+
+def require_distributed() -> None:
+    """Raise ImportError saying what to install when dask.distributed is missing (imports nothing)."""
+    try:
+        found = importlib.util.find_spec("distributed") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise ImportError(
+            f"the 'dask' execution mode needs dask.distributed, which is not installed; {_INSTALL_HINT}",
+            name="distributed",
+        )
+
+
+def _import_distributed() -> Any:
+    try:
+        import dask
+        import distributed
+    except ImportError as err:
+        raise ImportError(
+            f"the 'dask' execution mode needs dask.distributed, which cannot be imported ({err}); "
+            f"{_INSTALL_HINT}",
+            name="distributed",
+        ) from err
+    return dask, distributed
+
+
+def _run_on_worker(root: str, data: bytes) -> tuple[int, Any] | None:
+    """Run one task on a Dask worker: ``None`` when it succeeded, else ``(kind, payload)``."""
+    if root != get_target_root():
+        set_target_root(root)
+    try:
+        kind, payload = _run_in_worker(pickle.loads(data))
+    except BaseException as exc:  # SystemExit must fail the task, not the worker's thread
+        kind, payload = FAILED, (exc, traceback.format_exc())
+    if kind == OK:
+        return None
+    try:  # a round trip here, where the original error can still be described
+        pickle.loads(pickle.dumps(payload, pickle.HIGHEST_PROTOCOL))
+    except Exception as exc:
+        if kind == FAILED:
+            error, text = payload
+            payload = RuntimeError(f"{type(error).__name__}: {error}"), text
+        else:
+            kind, payload = FAILED, (TaskPicklingError(
+                f"the dynamic dependencies of task {payload[0]!r} cannot be sent back from a Dask worker: {exc}"
+            ), traceback.format_exc())
+    return kind, payload
+
+
+def _probe_root(probe: str, token: str) -> tuple[bool, str]:
+    """On a worker: read the driver's probe file, then write a reply beside it."""
+    try:
+        with open(probe, encoding="ascii") as f:
+            seen = f.read()
+    except OSError as exc:
+        return False, f"cannot read the probe file {probe!r} the driver wrote ({exc.strerror or exc})"
+    if seen != token:
+        return False, f"reads other contents from the probe file {probe!r}"
+    reply = f"{probe}-{socket.gethostname()}-{os.getpid()}"
+    try:
+        with open(reply, "w", encoding="ascii") as f:
+            f.write(token)
+    except OSError as exc:
+        return False, f"cannot write {reply!r} ({exc.strerror or exc})"
+    return True, reply
+
+
+def _check_root(client: Any, root: str) -> None:
+    """Raise TargetError unless every worker sees and can write the driver's ``root``."""
+    token = uuid.uuid4().hex
+    probe = os.path.join(root, f".stardag-probe-{token}")
+    try:
+        os.makedirs(root, exist_ok=True)
+        with open(probe, "w", encoding="ascii") as f:
+            f.write(token)
+    except OSError as exc:
+        raise TargetError(f"cannot write to the target root {root!r} ({exc.strerror or exc})") from exc
+    seen = [probe]
+    problems = []
+    try:
+        replies = client.run(_probe_root, probe, token, on_error="return")
+        for worker, reply in sorted(replies.items()):
+            if isinstance(reply, BaseException):
+                problems.append(f"worker {worker}: {type(reply).__name__}: {reply}")
+            elif not reply[0]:
+                problems.append(f"worker {worker} {reply[1]}")
+            elif not os.path.exists(reply[1]):
+                problems.append(f"worker {worker} wrote {reply[1]!r}, which the driver does not see")
+            else:
+                seen.append(reply[1])
+    finally:
+        for path in seen:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+    if problems:
+        raise TargetError(
+            f"Dask workers cannot reach the target root {root!r}: {'; '.join(problems)}. Workers must "
+            "see the driver's target root at the same path (a shared filesystem); set a shared "
+            "directory with set_target_root() or STARDAG_TARGET_ROOT"
+        )
+
+
+class DaskExecutor(_Executor):
+    """Runs sync tasks on a Dask cluster: the one at ``address``, else a LocalCluster of its own.
+
+    Raises (at creation):
+        TargetError: an in-memory target root, or one the workers cannot reach.
+        SchedulerUnreachableError: no scheduler at ``address`` within the timeout, or no workers.
+        ImportError: dask.distributed is not installed.
+    """
+
+    def __init__(self, post: Callable[[tuple], None], address: str | None = None,
+                 n_workers: int | None = None):
+        super().__init__(1, post)
+        root = get_target_root()
+        if is_memory_root(root):
+            raise TargetError(
+                f"the in-memory target root {root!r} cannot be shared with Dask workers; set a "
+                "directory the workers share as target root (set_target_root or STARDAG_TARGET_ROOT)"
+            )
+        dask, distributed = _import_distributed()
+        self._root = root
+        self._killed_worker = distributed.KilledWorker
+        self._futures: dict[str, tuple[Task, Any]] = {}
+        self._prefix = uuid.uuid4().hex[:8]
+        self._counter = itertools.count()
+        self._cluster: Any = None
+        self._client: Any = None
+        try:
+            self._client = self._connect(dask, distributed, address, n_workers)
+            n_threads = self._wait_for_threads(address)
+            _check_root(self._client, root)
+        except BaseException:
+            self._close()
+            raise
+        self.capacity = TASKS_PER_THREAD * n_threads
+
+    def _connect(self, dask: Any, distributed: Any, address: str | None, n_workers: int | None) -> Any:
+        if address is None:
+            with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
+                self._cluster = distributed.LocalCluster(
+                    n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
+                )
+            return distributed.Client(self._cluster, set_as_default=False)
+        try:
+            return distributed.Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+        except Exception as exc:
+            raise SchedulerUnreachableError(
+                f"cannot reach the Dask scheduler at {address!r} within {CONNECT_TIMEOUT_S:g} s "
+                f"({type(exc).__name__}: {exc}); check the address and that the scheduler runs "
+                "('dask scheduler'), or pass no address to start a local cluster"
+            ) from exc
+
+    def _wait_for_threads(self, address: str | None) -> int:
+        n_threads = sum(self._client.nthreads().values())
+        if n_threads:
+            return n_threads
+        try:
+            self._client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
+        except Exception as exc:
+            raise SchedulerUnreachableError(
+                f"the Dask scheduler at {address or self._client.scheduler.address!r} has no workers "
+                f"after {CONNECT_TIMEOUT_S:g} s; start some ('dask worker ADDRESS') before building"
+            ) from exc
+        return sum(self._client.nthreads().values())
+
+    def submit(self, task: Task, resume: Any) -> None:
+        self.n_running += 1
+        try:
+            data = pickle.dumps(task, pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            error = TaskPicklingError(
+                f"task {task!r} cannot be sent to a Dask worker: {exc}; make its class importable "
+                "and its parameters picklable, or run it in 'thread' mode"
+            )
+            error.__cause__ = exc
+            self._post((self, task.task_id, FAILED, (error, traceback.format_exc())))
+            return
+        # Named by class for Dask's dashboard; unique per submission, as a task
+        # that yielded dynamic dependencies is submitted again.
+        key = f"{type(task).__name__}-{task.task_id[:16]}-{self._prefix}{next(self._counter)}"
+        future = self._client.submit(_run_on_worker, self._root, data, key=key, pure=False)
+        self._futures[key] = (task, future)
+        future.add_done_callback(self._on_done)
+
+    def _on_done(self, future: Any) -> None:
+        """In Dask's callback thread: turn a finished future into an outcome."""
+        entry = self._futures.pop(future.key, None)
+        if entry is None:  # cancelled at shutdown
+            return
+        task = entry[0]
+        status = future.status
+        if status == "finished":
+            kind, payload = OK, None
+            if future.type is tuple:
+                try:
+                    kind, payload = future.result()
+                except Exception as exc:
+                    kind, payload = FAILED, (TaskPicklingError(
+                        f"the outcome of task {task!r} cannot be read back from its Dask worker: {exc}"
+                    ), traceback.format_exc())
+        elif status == "error":
+            payload = self._error(task, future)
+            kind = FAILED
+        else:
+            kind, payload = FAILED, (WorkerDiedError(
+                f"Dask lost task {task!r} (future {status}); the scheduler or its connection may "
+                "have gone; outputs already written stay valid, and the next build resumes from them"
+            ), "")
+        future.release()
+        self._post((self, task.task_id, kind, payload))
+
+    def _error(self, task: Task, future: Any) -> tuple[BaseException, str]:
+        exc = future.exception()
+        if isinstance(exc, self._killed_worker):
+            error = WorkerDiedError(
+                f"the Dask worker running task {task!r} died, {exc.allowed_failures + 1} time(s) "
+                f"in a row (last worker {exc.last_worker.address}); a task that kills its worker "
+                "(os._exit, a crash, running out of memory) is retried up to the scheduler's "
+                "'distributed.scheduler.allowed-failures'; outputs already written stay valid, and "
+                "the next build resumes from them"
+            )
+            error.__cause__ = exc
+            return error, ""
+        return exc, "".join(traceback.format_tb(future.traceback()))
+
+    def shutdown(self, interrupted: bool) -> None:
+        if interrupted and self._futures and self._client is not None:
+            futures = [future for _, future in list(self._futures.values())]
+            self._futures.clear()
+            try:
+                self._client.cancel(futures, force=True)
+            except Exception:  # the connection may be what failed
+                pass
+        self._close()
+
+    def _close(self) -> None:
+        client, cluster = self._client, self._cluster
+        self._client = self._cluster = None
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
