@@ -1,0 +1,488 @@
+"""One behavioural suite, run under every build configuration.
+
+Configurations (the ``config`` fixture):
+
+- ``sequential``: ``build_sequential``, sync tasks inline, one at a time.
+- ``sequential_aio``: ``build_sequential_aio``, tasks with ``run_aio`` awaited one at a time.
+- ``thread`` / ``process`` / ``blocking``: ``build`` with ``HybridConcurrentTaskRunner`` and
+  ``DefaultExecutionModeSelector(sync_run_default=...)``, sync tasks.
+- ``async``: ``build_aio`` with the default runner, tasks that define only ``run_aio``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import os
+import time
+from typing import Any, Callable
+
+import pytest
+
+import tasks_for_tests as tt
+from stardag.build import (
+    BuildStatus,
+    BuildSummary,
+    DefaultExecutionModeSelector,
+    FailMode,
+    HybridConcurrentTaskRunner,
+    build,
+    build_aio,
+    build_sequential,
+    build_sequential_aio,
+)
+from stardag.registry import NoOpRegistry, RegistryABC
+
+CONFIGS = ["sequential", "sequential_aio", "thread", "process", "blocking", "async"]
+CONCURRENT = {"thread", "process", "async"}
+
+
+@dataclasses.dataclass
+class Config:
+    name: str
+    family: tt.Family
+    _build: Callable[..., BuildSummary]
+
+    def build(self, tasks: Any, fail_mode: FailMode = FailMode.FAIL_FAST, **runner_kwargs: Any) -> BuildSummary:
+        return self._build(tasks, fail_mode, **runner_kwargs)
+
+
+def _runner(mode: str, registry: RegistryABC | None = None, **kwargs: Any) -> HybridConcurrentTaskRunner:
+    kwargs.setdefault("max_thread_workers", 4)
+    kwargs.setdefault("max_process_workers", 4)
+    return HybridConcurrentTaskRunner(
+        registry=registry or NoOpRegistry(),
+        execution_mode_selector=DefaultExecutionModeSelector(sync_run_default=mode),
+        **kwargs,
+    )
+
+
+def _make_config(name: str) -> Config:
+    if name == "sequential":
+        def run(tasks, fail_mode, registry=None):
+            return build_sequential(tasks, registry=registry, fail_mode=fail_mode)
+        return Config(name, tt.SYNC, run)
+    if name == "sequential_aio":
+        def run(tasks, fail_mode, registry=None):
+            return asyncio.run(build_sequential_aio(tasks, registry=registry, fail_mode=fail_mode))
+        return Config(name, tt.ASYNC, run)
+    if name == "async":
+        def run(tasks, fail_mode, **kwargs):
+            return asyncio.run(build_aio(tasks, task_runner=_runner("thread", **kwargs), fail_mode=fail_mode))
+        return Config(name, tt.ASYNC, run)
+
+    def run(tasks, fail_mode, **kwargs):
+        return build(tasks, task_runner=_runner(name, **kwargs), fail_mode=fail_mode)
+    return Config(name, tt.SYNC, run)
+
+
+@pytest.fixture(params=CONFIGS)
+def config(request: pytest.FixtureRequest, root: str) -> Config:
+    return _make_config(request.param)
+
+
+def done_ids(root: str) -> list[str]:
+    return [task_id for _, task_id, _, _ in tt.read_runs(root)]
+
+
+def assert_counts_add_up(summary: BuildSummary) -> None:
+    accounted = (
+        summary.n_previously_complete + summary.n_succeeded + summary.n_failed
+        + summary.n_upstream_failed + summary.n_not_run
+    )
+    assert accounted == summary.n_discovered, summary
+
+
+# -- success -----------------------------------------------------------------
+
+
+def test_builds_a_static_dag_bottom_up(config: Config, root: str) -> None:
+    """
+    root(100) ── mid(10) ── leaf 1
+        │            └───── leaf 2
+        └─────── leaf 3
+    """
+    f = config.family
+    leaves = [f.Leaf(value=v) for v in (1, 2, 3)]
+    mid = f.Sum(deps=tuple(leaves[:2]), value=10)
+    top = f.Sum(deps=(mid, leaves[2]), value=100)
+
+    summary = config.build([top])
+
+    assert summary.status is BuildStatus.SUCCESS, summary.failures
+    assert (summary.n_discovered, summary.n_succeeded) == (5, 5)
+    assert (summary.n_previously_complete, summary.n_failed, summary.n_upstream_failed, summary.n_not_run) == (0, 0, 0, 0)
+    assert summary.failures == ()
+    assert top.output().load() == 116
+    assert mid.load() == 13
+    order = done_ids(root)
+    assert sorted(order) == sorted(t.task_id for t in [*leaves, mid, top])
+    assert order.index(mid.task_id) > max(order.index(leaves[0].task_id), order.index(leaves[1].task_id))
+    assert order[-1] == top.task_id
+    summary.raise_for_status()
+
+
+def test_accepts_a_single_task_and_nested_collections_as_roots(config: Config, root: str) -> None:
+    f = config.family
+    a, b, c = (f.Leaf(value=v) for v in (1, 2, 3))
+    summary = config.build({"x": [a, (b,)], "y": c})
+    assert summary.n_succeeded == 3 and all(t.complete() for t in (a, b, c))
+    d = f.Leaf(value=4)
+    assert config.build(d).n_succeeded == 1 and d.complete()
+
+
+def test_a_task_reached_through_many_paths_runs_once(config: Config, root: str) -> None:
+    """
+    layer 0:        shared leaf
+                   /   |   |   \\
+    layer 1..4:   four tasks per layer, each requiring all four of the layer below
+                   \\   |   |   /
+    top:               one Sum          (4**4 paths from top to the shared leaf)
+    """
+    f = config.family
+    layer = [f.Leaf(value=7)]
+    for depth in range(1, 5):
+        layer = [f.Sum(deps=tuple(layer), value=depth * 10 + i) for i in range(4)]
+    top = f.Sum(deps=tuple(layer))
+    summary = config.build([top, top, layer[0]])  # duplicate roots too
+
+    assert summary.status is BuildStatus.SUCCESS, summary.failures
+    assert summary.n_discovered == summary.n_succeeded == 1 + 4 * 4 + 1
+    runs = collections.Counter(done_ids(root))
+    assert len(runs) == 18 and set(runs.values()) == {1}
+
+
+def test_skips_tasks_already_complete(config: Config, root: str) -> None:
+    """
+    top ── mid ── a
+     │      └──── b
+     └─── c
+    """
+    f = config.family
+    a, b, c = (f.Leaf(value=v) for v in (1, 2, 3))
+    mid = f.Sum(deps=(a, b))
+    top = f.Sum(deps=(mid, c))
+
+    first = config.build([mid])
+    assert (first.n_discovered, first.n_succeeded) == (3, 3)
+
+    second = config.build([top])
+    assert second.status is BuildStatus.SUCCESS, second.failures
+    # mid is complete, so discovery stops there: a and b are never even looked at.
+    assert (second.n_discovered, second.n_previously_complete, second.n_succeeded) == (3, 1, 2)
+    assert collections.Counter(done_ids(root)) == {t.task_id: 1 for t in (a, b, c, mid, top)}
+
+    third = config.build([top])
+    assert (third.n_discovered, third.n_previously_complete, third.n_succeeded) == (1, 1, 0)
+    assert third.status is BuildStatus.SUCCESS
+    assert len(done_ids(root)) == 5
+
+
+def test_dynamic_dependencies_are_built_before_the_generator_resumes(config: Config, root: str) -> None:
+    """
+    top(Sum) ── dyn ··> leaf 0, leaf 1, leaf 2      (yielded first)
+                    ··> Sum(-1 leaf, -2 leaf)        (yielded second, has static deps)
+    """
+    f = config.family
+    dyn = f.Dynamic(n=3, value=1)
+    top = f.Sum(deps=(dyn,), value=5)
+
+    summary = config.build([top])
+
+    assert summary.status is BuildStatus.SUCCESS, summary.failures
+    # top, dyn, 3 leaves, the second Sum and its 2 leaves.
+    assert summary.n_discovered == summary.n_succeeded == 8
+    expected = 1 + (1000 + 1001 + 1002) + (1 + (-1) + (-2))
+    assert dyn.output().load() == expected
+    assert top.output().load() == expected + 5
+    runs = done_ids(root)
+    assert collections.Counter(runs)[dyn.task_id] == 1
+    second = dyn.second()
+    assert runs.index(second.task_id) < runs.index(dyn.task_id) < runs.index(top.task_id)
+
+
+def test_dynamic_dependencies_already_complete_are_not_rebuilt(config: Config, root: str) -> None:
+    f = config.family
+    dyn = f.Dynamic(n=2)
+    config.build(dyn.first())
+    summary = config.build([dyn])
+    assert summary.status is BuildStatus.SUCCESS, summary.failures
+    assert summary.n_succeeded == 1 + 1 + 2  # dyn, the second Sum and its two leaves
+    assert len(done_ids(root)) == 2 + 4
+
+
+def test_dynamic_dependencies_already_complete_count_as_previously_complete(config: Config, root: str) -> None:
+    """The summary's counts do not depend on where a task ran."""
+    f = config.family
+    dyn = f.Dynamic(n=2)
+    config.build(dyn.first())
+    summary = config.build([dyn])
+    assert summary.n_previously_complete == 2, summary
+    assert summary.n_discovered == 2 + 4, summary
+
+
+def test_dynamic_dependency_shared_with_a_static_one_runs_once(config: Config, root: str) -> None:
+    """
+    top ── dyn ··> leaf 0, leaf 1 ...
+     └──── leaf 0                        (the same task, reached statically)
+    """
+    f = config.family
+    dyn = f.Dynamic(n=2)
+    top = f.Sum(deps=(dyn, dyn.first()[0]))
+    summary = config.build([top])
+    assert summary.status is BuildStatus.SUCCESS, summary.failures
+    assert set(collections.Counter(done_ids(root)).values()) == {1}
+    assert summary.n_succeeded == summary.n_discovered == 1 + 1 + 2 + 1 + 2
+
+
+# -- failures ----------------------------------------------------------------
+
+
+def _failing_dag(f: tt.Family) -> tuple[Any, Any, list[Any]]:
+    """
+    top ── bad leaf (fails at once)
+     └──── link 4 ── link 3 ── link 2 ── link 1 ── leaf (sleeps 0.2 s)
+    """
+    bad = f.Leaf(value=-1, fail=True)
+    links = [f.Leaf(value=0, sleep=0.2)]
+    for i in range(1, 5):
+        links.append(f.Sum(deps=(links[-1],), value=i))
+    top = f.Sum(deps=(bad, links[-1]))
+    return top, bad, links
+
+
+def test_fail_fast_starts_nothing_new_after_a_failure(config: Config, root: str) -> None:
+    f = config.family
+    top, bad, links = _failing_dag(f)
+    summary = config.build([top], FailMode.FAIL_FAST)
+
+    assert summary.status is BuildStatus.FAILURE
+    assert summary.n_failed == 1
+    [failure] = summary.failures
+    assert failure.task_id == bad.task_id
+    assert isinstance(failure.error, ValueError)
+    assert "fails on purpose" in str(failure.error)
+    assert "fails on purpose" in failure.traceback and "Traceback" in failure.traceback
+    assert_counts_add_up(summary)
+    assert summary.n_discovered == 7
+    assert summary.n_not_run + summary.n_upstream_failed >= 1
+    # The chain's upper links can only start after its sleeping leaf, long after the failure.
+    assert not top.complete() and not links[-1].complete() and not links[2].complete()
+    assert summary.n_succeeded <= 1
+    with pytest.raises(RuntimeError, match="build failed") as raised:
+        summary.raise_for_status()
+    assert raised.value.__cause__ is failure.error
+
+
+def test_continue_builds_everything_not_downstream_of_a_failure(config: Config, root: str) -> None:
+    f = config.family
+    top, bad, links = _failing_dag(f)
+    summary = config.build([top], FailMode.CONTINUE)
+
+    assert summary.status is BuildStatus.FAILURE
+    assert (summary.n_failed, summary.n_upstream_failed, summary.n_not_run) == (1, 1, 0)
+    assert summary.n_succeeded == len(links)
+    assert summary.failures[0].task_id == bad.task_id
+    assert_counts_add_up(summary)
+    assert all(link.complete() for link in links)
+    assert not top.complete() and not bad.complete()
+
+    # Nothing lost: the next build reuses the links and fails only where it must.
+    again = config.build([top], FailMode.CONTINUE)
+    assert (again.n_previously_complete, again.n_succeeded, again.n_failed) == (1, 0, 1)
+    assert collections.Counter(done_ids(root)) == {t.task_id: 1 for t in links}
+
+
+def test_continue_marks_everything_downstream_of_a_failure(config: Config, root: str) -> None:
+    """
+    top ── a ── b ── bad
+     │     └──────── bad
+     └──── ok leaf
+    """
+    f = config.family
+    bad = f.Leaf(value=1, fail=True)
+    b = f.Sum(deps=(bad,))
+    a = f.Sum(deps=(b, bad))
+    ok = f.Leaf(value=2)
+    top = f.Sum(deps=(a, ok))
+    summary = config.build([top], FailMode.CONTINUE)
+    assert (summary.n_failed, summary.n_upstream_failed, summary.n_succeeded) == (1, 3, 1)
+    assert ok.complete() and not any(t.complete() for t in (bad, b, a, top))
+    assert_counts_add_up(summary)
+
+
+def test_a_failing_dynamic_dependency_fails_only_what_waits_on_it(config: Config, root: str) -> None:
+    """
+    top ── dyn ··> leaf 0 (fails), leaf 1, leaf 2
+     └──── ok leaf
+    """
+    f = config.family
+    dyn = f.Dynamic(n=3, fail_leaf=True)
+    ok = f.Leaf(value=5)
+    top = f.Sum(deps=(dyn, ok))
+    summary = config.build([top], FailMode.CONTINUE)
+    assert summary.n_failed == 1
+    assert summary.failures[0].task_id == dyn.first()[0].task_id
+    assert summary.n_upstream_failed == 2  # dyn and top
+    assert summary.n_succeeded == 3  # leaves 1 and 2, ok
+    assert ok.complete() and not dyn.complete()
+    assert_counts_add_up(summary)
+
+
+def test_a_failing_task_with_dynamic_dependencies_is_reported(config: Config, root: str) -> None:
+    f = config.family
+    dyn = f.Dynamic(n=1, fail=True)
+    summary = config.build([dyn], FailMode.CONTINUE)
+    assert summary.n_failed == 1 and summary.failures[0].task_id == dyn.task_id
+    assert isinstance(summary.failures[0].error, ValueError)
+    assert summary.n_succeeded == 4 and not dyn.complete()
+
+
+# -- registry and concurrency ------------------------------------------------
+
+
+class Recorder(RegistryABC):
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any]] = []
+
+    def build_start(self, root_tasks):
+        self.events.append(("build_start", [t.task_id for t in root_tasks]))
+
+    def build_complete(self, summary):
+        self.events.append(("build_complete", summary))
+
+    def task_start(self, task):
+        self.events.append(("task_start", task.task_id))
+
+    def task_complete(self, task):
+        self.events.append(("task_complete", task.task_id))
+
+    def task_fail(self, task, error):
+        self.events.append(("task_fail", (task.task_id, error)))
+
+
+def test_registry_hears_every_build_and_task_event(config: Config, root: str) -> None:
+    f = config.family
+    bad = f.Leaf(value=0, fail=True)
+    dyn = f.Dynamic(n=1)
+    top = f.Sum(deps=(dyn, bad))
+    recorder = Recorder()
+    summary = config.build([top], FailMode.CONTINUE, registry=recorder)
+
+    kinds = [kind for kind, _ in recorder.events]
+    assert kinds[0] == "build_start" and recorder.events[0][1] == [top.task_id]
+    assert kinds[-1] == "build_complete" and recorder.events[-1][1] is summary
+    started = [v for k, v in recorder.events if k == "task_start"]
+    completed = [v for k, v in recorder.events if k == "task_complete"]
+    failed = [v for k, v in recorder.events if k == "task_fail"]
+    # dyn starts once even though the process pool re-runs it after each yield.
+    assert sorted(started) == sorted(set(started))
+    assert set(completed) == {dyn.task_id, *[t.task_id for t in dyn.first()],
+                              dyn.second().task_id, *[t.task_id for t in dyn.second().deps]}
+    assert [task_id for task_id, _ in failed] == [bad.task_id]
+    assert isinstance(failed[0][1], ValueError)
+    assert set(started) == set(completed) | {bad.task_id}
+    for task_id in completed:
+        assert kinds.index("task_start", 0) <= recorder.events.index(("task_complete", task_id))
+        assert recorder.events.index(("task_start", task_id)) < recorder.events.index(("task_complete", task_id))
+
+
+def _max_overlap(runs_start: list[tuple], runs_done: list[tuple]) -> int:
+    events = [(when, 1) for *_, when in runs_start] + [(when, -1) for *_, when in runs_done]
+    current = peak = 0
+    for _, step in sorted(events, key=lambda e: (e[0], e[1])):
+        current += step
+        peak = max(peak, current)
+    return peak
+
+
+def test_runs_concurrently_up_to_the_worker_limit(config: Config, root: str) -> None:
+    f = config.family
+    if config.name in CONCURRENT:
+        leaves = [f.Leaf(value=i, sleep=0.2) for i in range(4)]
+        # Warm up the pools outside the timed part? No: a cold build must still overlap.
+        started = time.perf_counter()
+        summary = config.build(leaves)
+        elapsed = time.perf_counter() - started
+        assert summary.n_succeeded == 4
+        assert elapsed < 0.6 if config.name != "process" else elapsed < 0.75, elapsed  # 0.8 s one at a time
+        limited = [f.Leaf(value=10 + i, sleep=0.05) for i in range(6)]
+        limits = {"max_thread_workers": 2, "max_process_workers": 2, "max_async_workers": 2}
+        assert config.build(limited, **limits).n_succeeded == 6
+        starts = [r for r in tt.read_runs(root, "start") if r[1] in {t.task_id for t in limited}]
+        dones = [r for r in tt.read_runs(root) if r[1] in {t.task_id for t in limited}]
+        assert _max_overlap(starts, dones) == 2
+    else:
+        leaves = [f.Leaf(value=i, sleep=0.01) for i in range(4)]
+        assert config.build(leaves).n_succeeded == 4
+        assert _max_overlap(tt.read_runs(root, "start"), tt.read_runs(root)) == 1
+
+
+def test_process_config_runs_sync_tasks_in_other_processes(config: Config, root: str) -> None:
+    f = config.family
+    leaves = [f.Leaf(value=i) for i in range(4)]
+    config.build(leaves)
+    pids = {pid for _, _, pid, _ in tt.read_runs(root)}
+    if config.name == "process":
+        assert os.getpid() not in pids
+    else:
+        assert pids == {os.getpid()}
+
+
+# -- outside the parametrised suite -----------------------------------------
+
+
+def test_sequential_order_is_deterministic(fresh_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stardag.target import target_root
+
+    def dag():
+        leaves = [tt.Leaf(value=i) for i in range(6)]
+        mids = [tt.Sum(deps=(leaves[i], leaves[(i + 1) % 6]), value=i) for i in range(6)]
+        return tt.Sum(deps=tuple(reversed(mids)))
+
+    orders = []
+    for n in range(3):
+        path = os.path.join(fresh_dir, str(n))
+        os.mkdir(path)
+        with target_root(path):
+            build_sequential([dag()])
+            orders.append(done_ids(path))
+    assert orders[0] == orders[1] == orders[2] and len(orders[0]) == 13
+
+
+@pytest.mark.parametrize("sync_mode", ["thread", "process", "blocking"])
+def test_async_and_sync_tasks_mix_in_one_build(sync_mode: str, root: str) -> None:
+    """
+    ASum ── Sum ── ALeaf
+      │      └──── Leaf
+      └──── Dynamic ··> leaves, Sum
+    """
+    inner = tt.Sum(deps=(tt.ALeaf(value=1), tt.Leaf(value=2)))
+    top = tt.ASum(deps=(inner, tt.Dynamic(n=2)))
+    summary = build([top], task_runner=_runner(sync_mode))
+    assert summary.status is BuildStatus.SUCCESS, summary.failures
+    assert summary.n_succeeded == 4 + 1 + 2 + 3
+    assert top.output().load() == 3 + (0 + 1 + (-1 - 2))
+
+
+@pytest.mark.parametrize("sync_mode", ["thread", "process"])
+def test_build_aio_drives_thread_and_process_pools(sync_mode: str, root: str) -> None:
+    dyn = tt.Dynamic(n=2)
+    summary = asyncio.run(build_aio([tt.Sum(deps=(dyn,))], task_runner=_runner(sync_mode)))
+    assert summary.status is BuildStatus.SUCCESS, summary.failures
+    assert summary.n_succeeded == 7
+
+
+def test_build_defaults_to_a_thread_runner(root: str) -> None:
+    leaves = [tt.Leaf(value=i) for i in range(3)]
+    summary = build(leaves)
+    assert summary.n_succeeded == 3
+    assert {pid for _, _, pid, _ in tt.read_runs(root)} == {os.getpid()}
+
+
+def test_empty_build_succeeds(root: str) -> None:
+    summary = build([])
+    assert summary.status is BuildStatus.SUCCESS
+    assert summary.n_discovered == 0
+    assert "success" in str(summary)

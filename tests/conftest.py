@@ -1,0 +1,70 @@
+"""Fixtures for the stardag tests: fresh target roots and build configurations.
+
+Roots live on /dev/shm when it exists (file writes in /tmp are slow on the CI
+machines). pytest's default ``prepend`` import mode puts this directory on
+``sys.path``, so ``tasks_for_tests`` is importable here, in worker processes
+and in subprocesses given ``TESTS_DIR`` on ``PYTHONPATH``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from stardag import target as target_module
+from stardag.target import ENV_TARGET_ROOT, clear_memory_root, set_target_root
+
+TESTS_DIR = Path(__file__).resolve().parent
+REPO_DIR = TESTS_DIR.parent
+_FAST_DIR = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """An environment for a Python subprocess that can import stardag and the test tasks."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_DIR), str(TESTS_DIR), env.get("PYTHONPATH", "")])
+    env.pop(ENV_TARGET_ROOT, None)
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def fresh_dir() -> Iterator[str]:
+    """An empty directory, on /dev/shm when possible, removed afterwards."""
+    path = tempfile.mkdtemp(prefix="stardag-test-", dir=_FAST_DIR)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def root(fresh_dir: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh directory set as the target root in code (and nowhere else)."""
+    monkeypatch.delenv(ENV_TARGET_ROOT, raising=False)
+    previous = target_module._root
+    set_target_root(fresh_dir)
+    try:
+        yield fresh_dir
+    finally:
+        target_module._root = previous
+
+
+@pytest.fixture
+def memory_root(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh in-memory target root set in code."""
+    monkeypatch.delenv(ENV_TARGET_ROOT, raising=False)
+    name = f"memory://{uuid.uuid4().hex}"
+    previous = target_module._root
+    set_target_root(name)
+    try:
+        yield name
+    finally:
+        target_module._root = previous
+        clear_memory_root(name)

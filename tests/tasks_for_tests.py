@@ -1,0 +1,315 @@
+"""Task classes shared by the tests; importable, so worker processes can unpickle them.
+
+Every task that finishes appends one line ``<class> <task_id> <pid>`` to
+``runs.log`` under the target root (a list in this process for ``memory://``
+roots), so tests can count runs across threads and processes. Families: the
+sync classes define only ``run()``, the ``A*`` classes only ``run_aio()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+
+from stardag import AutoTask, Task
+from stardag.target import get_target_root, is_memory_root
+
+RUNS_LOG = "runs.log"
+MEMORY_RUNS: list[tuple[str, str, int]] = []
+
+
+def log_run(task: Task, event: str = "done") -> None:
+    """Record that ``task`` finished (``event`` may also mark a start)."""
+    root = get_target_root()
+    if is_memory_root(root):
+        MEMORY_RUNS.append((type(task).__name__, task.task_id, os.getpid()))
+        return
+    line = f"{event} {type(task).__name__} {task.task_id} {os.getpid()} {time.monotonic():.6f}\n"
+    fd = os.open(os.path.join(root, RUNS_LOG), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+def read_runs(root: str, event: str = "done") -> list[tuple[str, str, int, float]]:
+    """``(class name, task_id, pid, monotonic time)`` per logged event, in log order."""
+    path = os.path.join(root, RUNS_LOG)
+    if not os.path.exists(path):
+        return []
+    out = []
+    with open(path) as f:
+        for line in f:
+            kind, name, task_id, pid, when = line.split()
+            if kind == event:
+                out.append((name, task_id, int(pid), float(when)))
+    return out
+
+
+def _finish(task: Any, value: Any) -> None:
+    if task.fail:
+        raise ValueError(f"task {task.task_id} fails on purpose")
+    task.output().save(value)
+    log_run(task)
+
+
+def _sum_of(task: Any, tasks: Any) -> int:
+    return task.value + sum(dep.output().load() for dep in tasks)
+
+
+# -- sync family: run() only -------------------------------------------------
+
+
+class Leaf(AutoTask[int]):
+    value: int = 0
+    fail: bool = False
+    sleep: float = 0.0
+
+    def run(self) -> None:
+        log_run(self, "start")
+        if self.sleep:
+            time.sleep(self.sleep)
+        _finish(self, self.value)
+
+
+class Sum(AutoTask[int]):
+    """``value`` plus the outputs of ``deps`` (static dependencies)."""
+
+    deps: tuple[Task, ...] = ()
+    value: int = 0
+    fail: bool = False
+    sleep: float = 0.0
+
+    def requires(self) -> Any:
+        return self.deps
+
+    def run(self) -> None:
+        log_run(self, "start")
+        if self.sleep:
+            time.sleep(self.sleep)
+        _finish(self, _sum_of(self, self.deps))
+
+
+class Dynamic(AutoTask[int]):
+    """Yields ``n`` leaves, then a ``Sum`` over two more leaves, then sums everything.
+
+    Deterministic, so it honours the process pool's contract (``run()`` is
+    re-run from the start and yields the same tasks again).
+    """
+
+    leaf: ClassVar[type] = Leaf
+    sum: ClassVar[type] = Sum
+    n: int = 3
+    value: int = 0
+    fail: bool = False
+    fail_leaf: bool = False
+
+    def first(self) -> list[Task]:
+        return [self.leaf(value=1000 * self.value + i, fail=self.fail_leaf and i == 0) for i in range(self.n)]
+
+    def second(self) -> Task:
+        leaves = (self.leaf(value=-1), self.leaf(value=-2))
+        return self.sum(deps=leaves, value=self.value)
+
+    def run(self) -> Any:
+        first = self.first()
+        yield first
+        for dep in first:  # the generator resumes only once all yielded tasks are complete
+            assert dep.complete(), dep
+        second = self.second()
+        yield second
+        _finish(self, _sum_of(self, [*first, second]))
+
+
+# -- async family: run_aio() only --------------------------------------------
+
+
+class ALeaf(AutoTask[int]):
+    value: int = 0
+    fail: bool = False
+    sleep: float = 0.0
+
+    async def run_aio(self) -> None:
+        log_run(self, "start")
+        if self.sleep:
+            await asyncio.sleep(self.sleep)
+        _finish(self, self.value)
+
+
+class ASum(AutoTask[int]):
+    deps: tuple[Task, ...] = ()
+    value: int = 0
+    fail: bool = False
+    sleep: float = 0.0
+
+    def requires(self) -> Any:
+        return self.deps
+
+    async def run_aio(self) -> None:
+        log_run(self, "start")
+        if self.sleep:
+            await asyncio.sleep(self.sleep)
+        _finish(self, _sum_of(self, self.deps))
+
+
+class ADynamic(AutoTask[int]):
+    leaf: ClassVar[type] = ALeaf
+    sum: ClassVar[type] = ASum
+    n: int = 3
+    value: int = 0
+    fail: bool = False
+    fail_leaf: bool = False
+
+    first = Dynamic.first
+    second = Dynamic.second
+
+    async def run_aio(self) -> Any:
+        first = self.first()
+        yield first
+        for dep in first:
+            assert dep.complete(), dep
+        second = self.second()
+        yield second
+        _finish(self, _sum_of(self, [*first, second]))
+
+
+class Family:
+    """The classes one build configuration uses."""
+
+    def __init__(self, leaf: type, sum_: type, dynamic: type):
+        self.Leaf, self.Sum, self.Dynamic = leaf, sum_, dynamic
+
+
+SYNC = Family(Leaf, Sum, Dynamic)
+ASYNC = Family(ALeaf, ASum, ADynamic)
+
+
+# -- odds and ends -----------------------------------------------------------
+
+
+class Chain(AutoTask[int]):
+    """One link of a chain: ``prev`` is the link below."""
+
+    prev: Task | None = None
+    i: int = 0
+
+    def requires(self) -> Any:
+        return self.prev if self.prev is not None else ()
+
+    def run(self) -> None:
+        self.output().save(self.i)
+
+
+def chain(n: int) -> Chain:
+    task = None
+    for i in range(n):
+        task = Chain(prev=task, i=i)
+    assert task is not None
+    return task
+
+
+class IOBoundTask(AutoTask[dict]):
+    """The README's task, verbatim."""
+
+    sleep_duration: float = 0.1
+
+    def run(self) -> None:
+        time.sleep(self.sleep_duration)
+        self.output().save({"task_id": self.task_id})
+
+    async def run_aio(self) -> None:
+        await asyncio.sleep(self.sleep_duration)
+        self.output().save({"task_id": self.task_id})
+
+
+class WhereAmI(AutoTask[dict]):
+    """Saves the target root and pid it ran with."""
+
+    tag: str = ""
+
+    def run(self) -> None:
+        self.output().save({"root": get_target_root(), "pid": os.getpid()})
+
+
+class Point(BaseModel):
+    x: int
+    y: float
+    label: str = ""
+
+
+class Dies(AutoTask[int]):
+    """Kills its own worker process, unless ``<root>/allow-<task_id>`` exists.
+
+    ``how``: ``"exit"`` (``os._exit``), ``"sigkill"``, or ``"mid-save"`` (the
+    temporary file is written, then the process exits before the rename).
+    """
+
+    how: str = "exit"
+    deps: tuple[Task, ...] = ()
+
+    def requires(self) -> Any:
+        return self.deps
+
+    def run(self) -> None:
+        if not os.path.exists(os.path.join(get_target_root(), f"allow-{self.task_id}")):
+            if self.how == "exit":
+                os._exit(7)
+            if self.how == "sigkill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            if self.how == "mid-save":
+                os.replace = lambda *args, **kwargs: os._exit(9)  # only in this doomed worker
+        self.output().save(42)
+        log_run(self)
+
+
+class BadError(Exception):
+    """Pickles, but cannot be unpickled: ``__init__`` needs two arguments."""
+
+    def __init__(self, a: Any, b: Any):
+        super().__init__(f"{a}/{b}")
+
+
+class RaisesUnreadable(AutoTask[int]):
+    def run(self) -> None:
+        raise BadError(1, 2)
+
+
+class RaisesUnpicklable(AutoTask[int]):
+    def run(self) -> None:
+        error = RuntimeError("holds a lambda")
+        error.fn = lambda: None  # type: ignore[attr-defined]
+        raise error
+
+
+class SavesLambda(AutoTask[Any]):
+    """Its output value cannot be pickled."""
+
+    def run(self) -> None:
+        self.output().save(lambda: None)
+
+
+class YieldsItself(AutoTask[int]):
+    def run(self) -> Any:
+        yield self
+        self.output().save(1)
+
+
+class CycleA(AutoTask[int]):
+    """Yields ``CycleB``, which requires this task: a cycle through a dynamic dependency."""
+
+    def run(self) -> Any:
+        yield CycleB()
+        self.output().save(1)
+
+
+class CycleB(AutoTask[int]):
+    def requires(self) -> Any:
+        return CycleA()
+
+    def run(self) -> None:
+        self.output().save(2)
