@@ -24,11 +24,22 @@ from ..errors import DependencyCycleError, TargetError, TaskDefinitionError
 from ..target import get_target_root, is_memory_root
 from ..task import Task, flatten_tasks, task_has_run, task_has_run_aio
 from . import _executors as ex
-from ._runner import ASYNC, BLOCKING, DASK, PROCESS, THREAD, HybridConcurrentTaskRunner
+from ._runner import (
+    ASYNC,
+    BLOCKING,
+    DASK,
+    PROCESS,
+    THREAD,
+    DefaultExecutionModeSelector,
+    HybridConcurrentTaskRunner,
+    _SequentialSelector,
+)
 from ._scheduler import UPSTREAM_FAILED, Scheduler
 from ._summary import BuildStatus, BuildSummary, FailMode, TaskFailure
 
 __all__ = ["Driver"]
+
+_BY_CLASS = (DefaultExecutionModeSelector.__call__, _SequentialSelector.__call__)
 
 
 class _Inbox:
@@ -69,12 +80,9 @@ class _Inbox:
             waiter.set_result(None)
 
     def drain_threaded(self) -> None:
-        get, items = self.threaded.get_nowait, self.items
-        try:
-            while True:
-                items.append(get())
-        except queue.Empty:
-            pass
+        threaded = self.threaded
+        while not threaded.empty():
+            self.items.append(threaded.get_nowait())
 
     async def wait(self) -> None:
         self._awaiting = True
@@ -202,7 +210,10 @@ class Driver:
         executor = self._executors.get(mode)
         if executor is None:
             executor = self._executors[mode] = self._make_executor(mode)
-        self._executor_of_class[type(task)] = executor
+        # Only the built-in selectors decide by class alone; a custom one may look
+        # at parameters, so it is asked about every task.
+        if type(self.runner.execution_mode_selector).__call__ in _BY_CLASS:
+            self._executor_of_class[type(task)] = executor
         return executor
 
     def _make_executor(self, mode: str) -> Any:

@@ -486,3 +486,22 @@ def test_empty_build_succeeds(root: str) -> None:
     assert summary.status is BuildStatus.SUCCESS
     assert summary.n_discovered == 0
     assert "success" in str(summary)
+
+
+def test_a_custom_selector_decides_per_task_not_per_class(root: str) -> None:
+    """Tasks of one class may go to different executors: the selector sees each task."""
+    seen: list[str] = []
+
+    def select(task: Any) -> str:
+        seen.append(task.task_id)
+        return "process" if task.value % 2 else "blocking"
+
+    leaves = [tt.Leaf(value=i) for i in range(6)]
+    summary = build(leaves, task_runner=HybridConcurrentTaskRunner(
+        execution_mode_selector=select, max_process_workers=2))
+    assert summary.n_succeeded == 6
+    pids = {task_id: pid for _, task_id, pid, _ in tt.read_runs(root)}
+    for leaf in leaves:
+        in_this_process = pids[leaf.task_id] == os.getpid()
+        assert in_this_process == (leaf.value % 2 == 0), leaf
+    assert set(seen) == {leaf.task_id for leaf in leaves}
