@@ -106,9 +106,10 @@ class Serializer:
 
 class JSONSerializer(Serializer):
     suffix = ".json"
+    _encode = json.JSONEncoder(separators=(",", ":")).encode
 
     def dumps(self, value: Any) -> bytes:
-        return json.dumps(value, separators=(",", ":")).encode()
+        return self._encode(value).encode()
 
     def loads(self, data: bytes) -> Any:
         return json.loads(data)

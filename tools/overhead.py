@@ -109,7 +109,7 @@ def main() -> None:
                 dag = make(n)
                 for configuration in args.configurations.split(","):
                     best = min(time_build(dag, n, storage, configuration) for _ in range(args.repeat))
-                    floor = floor_us(storage)
+                    floor = min(floor_us(storage) for _ in range(3))
                     overhead = (best * 1e6 - n * floor) / n
                     print(f"{storage:8} {shape:7} {n:>7} {configuration:12} {floor:9.1f} {best:9.4f} {overhead:17.1f}",
                           flush=True)
