@@ -266,6 +266,8 @@ class Driver:
         executor.n_running -= 1
         self.n_in_flight -= 1
         if kind == ex.OK:
+            if payload:
+                self._note_complete(payload)
             self.scheduler.done(task_id)
             self.n_succeeded += 1
             self.registry.task_complete(self.tasks[task_id])
@@ -277,6 +279,12 @@ class Driver:
             self.n_not_run += 1
         if executor.backlog and not self.stopping:
             self._start(executor, executor.backlog.popleft())
+
+    def _note_complete(self, tasks: list[Task]) -> None:
+        for task in tasks:
+            task_id = task.task_id
+            if task_id not in self.tasks:
+                self.complete_ids.add(task_id)
 
     def _extend(self, task_id: str, deps: list[Task], resume: Any) -> None:
         try:

@@ -3,7 +3,8 @@
 Executors only run. Each hands an outcome ``(executor, task_id, kind, payload)``
 to the driver's inbox and never touches scheduler state. Outcome kinds:
 
-- ``OK``: the task finished.
+- ``OK``: the task finished; payload ``None``, or from a worker process the
+  dynamic dependencies it found already complete.
 - ``FAILED``: payload ``(error, traceback_text)``.
 - ``DEPS``: the task yielded dynamic dependencies; payload ``(tasks, generator)``.
   In-process executors keep the suspended generator, which the driver resumes
@@ -212,14 +213,24 @@ def _worker_main(conn: Any, inherited_fds: list[int]) -> None:
 
 
 def _run_in_worker(task: Task) -> tuple[int, Any]:
+    """Run ``task`` to the end, or until it yields a task that is not complete.
+
+    ``OK`` carries the yielded tasks that were already complete, so the driver
+    counts them as it would have in-process.
+    """
+    complete: list[Task] = []
     kind, payload = run_sync(task)
     while kind == DEPS:
         tasks, gen = payload
-        missing = [t for t in tasks if not t.complete()]
+        missing = []
+        for t in tasks:
+            (complete if t.complete() else missing).append(t)
         if missing:
             gen.close()
             return DEPS, (missing, None)
         kind, payload = run_sync(task, gen)
+    if kind == OK:
+        return OK, complete
     return kind, payload
 
 
