@@ -1,0 +1,443 @@
+"""Bad input and faults: each gives a clear error naming the culprit, and loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pydantic
+import pytest
+
+import tasks_for_tests as tt
+from conftest import subprocess_env
+from stardag import AutoTask, DependencyCycleError, Task, TaskDefinitionError, TaskPicklingError, WorkerDiedError
+from stardag.build import (
+    BuildStatus,
+    DefaultExecutionModeSelector,
+    FailMode,
+    HybridConcurrentTaskRunner,
+    build,
+    build_aio,
+    build_sequential,
+    build_sequential_aio,
+)
+
+
+def runner(mode: str, **kwargs: Any) -> HybridConcurrentTaskRunner:
+    return HybridConcurrentTaskRunner(
+        execution_mode_selector=DefaultExecutionModeSelector(sync_run_default=mode), **kwargs
+    )
+
+
+def run_build(mode: str, tasks: Any, fail_mode: FailMode = FailMode.FAIL_FAST, **kwargs: Any):
+    if mode == "sequential":
+        return build_sequential(tasks, fail_mode=fail_mode)
+    return build(tasks, task_runner=runner(mode, **kwargs), fail_mode=fail_mode)
+
+
+def worker_processes() -> list[psutil.Process]:
+    """Live descendants of this process, except multiprocessing's long-lived helpers."""
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.status() == psutil.STATUS_ZOMBIE:
+                continue
+            cmdline = " ".join(child.cmdline())
+        except psutil.NoSuchProcess:
+            continue
+        if "forkserver" in cmdline or "resource_tracker" in cmdline:
+            continue
+        found.append(child)
+    return found
+
+
+def assert_no_workers_left() -> None:
+    deadline = time.monotonic() + 5
+    while worker_processes() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert worker_processes() == []
+
+
+SYNC_MODES = ["sequential", "thread", "process", "blocking"]
+
+
+# -- invalid parameters ------------------------------------------------------
+
+
+class Needs(AutoTask[int]):
+    count: int
+    name: str = "x"
+
+    def run(self) -> None:
+        self.output().save(self.count)
+
+
+def test_invalid_parameters_fail_at_construction_with_pydantics_error() -> None:
+    with pytest.raises(pydantic.ValidationError, match="count"):
+        Needs(count="not a number")
+    with pytest.raises(pydantic.ValidationError, match="count"):
+        Needs()
+    with pytest.raises(pydantic.ValidationError, match="colour"):
+        Needs(count=1, colour="red")
+    with pytest.raises(pydantic.ValidationError, match="deps"):
+        tt.Sum(deps=(1, 2))
+    with pytest.raises(pydantic.ValidationError, match="name"):
+        Needs(count=1, name=lambda: None)
+    task = Needs(count=1)
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
+        task.count = 2
+    assert task.count == 1
+
+
+# -- dependency cycles -------------------------------------------------------
+
+
+class StaticCycle(AutoTask[int]):
+    n: int = 0
+
+    def requires(self) -> Any:
+        return StaticCycle(n=(self.n + 1) % 3)
+
+    def run(self) -> None:
+        self.output().save(self.n)
+
+
+def test_a_static_cycle_fails_before_anything_runs_naming_the_cycle(root: str) -> None:
+    leaf = tt.Leaf(value=1)
+    with pytest.raises(DependencyCycleError) as raised:
+        build_sequential([leaf, StaticCycle()])
+    error = raised.value
+    ids = [StaticCycle(n=n).task_id for n in (0, 1, 2)]
+    assert error.cycle == ids + ids[:1]
+    assert "StaticCycle(n=0)" in str(error) and "StaticCycle(n=2)" in str(error)
+    assert isinstance(error, ValueError)
+    assert tt.read_runs(root) == []
+
+
+@pytest.mark.parametrize("mode", [*SYNC_MODES, "aio"])
+def test_a_cycle_through_dynamic_dependencies_fails_naming_the_cycle(mode: str, root: str) -> None:
+    """
+    CycleA ··> CycleB ── CycleA     (··> yielded, ── required)
+    """
+    a, b = tt.CycleA(), tt.CycleB()
+    with pytest.raises(DependencyCycleError) as raised:
+        if mode == "aio":
+            asyncio.run(build_aio([a], task_runner=runner("thread")))
+        else:
+            run_build(mode, [a], max_process_workers=1)
+    error = raised.value
+    assert set(error.cycle) == {a.task_id, b.task_id}
+    assert error.cycle[0] == error.cycle[-1] and len(error.cycle) == 3
+    assert "CycleA" in str(error) and "CycleB" in str(error) and "cycle" in str(error)
+    assert not a.complete() and not b.complete()
+    assert_no_workers_left()
+
+
+@pytest.mark.parametrize("mode", SYNC_MODES)
+def test_a_task_yielding_itself_is_a_cycle(mode: str, root: str) -> None:
+    task = tt.YieldsItself()
+    with pytest.raises(DependencyCycleError, match="YieldsItself") as raised:
+        run_build(mode, [task], max_process_workers=1)
+    assert raised.value.cycle == [task.task_id, task.task_id]
+
+
+# -- tasks that cannot run ---------------------------------------------------
+
+
+class NoRun(AutoTask[int]):
+    """Defines neither run() nor run_aio()."""
+
+    value: int = 0
+
+
+@pytest.mark.parametrize("mode", [*SYNC_MODES, "sequential_aio"])
+def test_a_task_without_run_fails_before_anything_runs_naming_it(mode: str, root: str) -> None:
+    top = tt.Sum(deps=(tt.Leaf(value=1), tt.Sum(deps=(NoRun(value=3),))))
+    with pytest.raises(TaskDefinitionError) as raised:
+        if mode == "sequential_aio":
+            asyncio.run(build_sequential_aio([top]))
+        else:
+            run_build(mode, [top])
+    message = str(raised.value)
+    assert "NoRun(value=3" in message and "run()" in message and "run_aio()" in message
+    assert isinstance(raised.value, TypeError)
+    assert tt.read_runs(root) == [] and tt.read_runs(root, "start") == []
+
+
+def test_a_task_without_run_reached_dynamically_fails_the_task_that_yielded_it(root: str) -> None:
+    class YieldsNoRun(AutoTask[int]):
+        def run(self) -> Any:
+            yield NoRun(value=4)
+            self.output().save(1)
+
+    task = YieldsNoRun()
+    summary = build_sequential([task, tt.Leaf(value=2)], fail_mode=FailMode.CONTINUE)
+    [failure] = summary.failures
+    assert failure.task_id == task.task_id
+    assert isinstance(failure.error, TaskDefinitionError)
+    assert "NoRun(value=4" in str(failure.error)
+    assert summary.n_succeeded == 1
+
+
+# -- process pool: what cannot cross ------------------------------------------
+
+
+def test_an_unpicklable_task_fails_naming_it_and_the_rest_still_builds(root: str) -> None:
+    class LocalTask(AutoTask[int]):  # a local class cannot be pickled by reference
+        value: int = 0
+
+        def run(self) -> None:
+            self.output().save(self.value)
+
+    bad = LocalTask(value=5)
+    good = tt.Leaf(value=6)
+    summary = build([bad, good], task_runner=runner("process", max_process_workers=1),
+                    fail_mode=FailMode.CONTINUE)
+    [failure] = summary.failures
+    assert failure.task_id == bad.task_id
+    assert isinstance(failure.error, TaskPicklingError)
+    assert "LocalTask(value=5)" in str(failure.error) and "worker process" in str(failure.error)
+    assert "thread" in str(failure.error)  # the fix: importable class, or thread mode
+    assert good.complete() and not bad.complete()
+    assert summary.n_succeeded == 1
+    assert_no_workers_left()
+
+
+def test_a_task_with_an_unpicklable_parameter_fails_naming_it(root: str) -> None:
+    class LocalModel(pydantic.BaseModel):
+        x: int = 1
+
+    class TakesModel(tt.Leaf):
+        model: Any = None
+
+    task = TakesModel(value=1, model=LocalModel())
+    summary = build([task], task_runner=runner("process", max_process_workers=1))
+    [failure] = summary.failures
+    assert isinstance(failure.error, TaskPicklingError) and "TakesModel" in str(failure.error)
+
+
+def test_an_unpicklable_output_value_fails_naming_the_task(root: str) -> None:
+    task = tt.SavesLambda()
+    summary = build([task], task_runner=runner("process", max_process_workers=1))
+    [failure] = summary.failures
+    assert failure.task_id == task.task_id and "SavesLambda" in failure.task
+    assert "lambda" in str(failure.error) and "pickle" in str(failure.error).lower()
+    assert not task.complete()
+
+
+def test_an_exception_that_cannot_be_unpickled_still_names_the_task(root: str) -> None:
+    task = tt.RaisesUnreadable()
+    summary = build([task], task_runner=runner("process", max_process_workers=1))
+    [failure] = summary.failures
+    assert failure.task_id == task.task_id
+    assert isinstance(failure.error, TaskPicklingError)
+    assert "RaisesUnreadable" in str(failure.error)
+
+
+def test_an_exception_that_cannot_be_pickled_is_sent_as_text(root: str) -> None:
+    task = tt.RaisesUnpicklable()
+    summary = build([task], task_runner=runner("process", max_process_workers=1))
+    [failure] = summary.failures
+    assert failure.task_id == task.task_id
+    assert "holds a lambda" in str(failure.error)
+    assert "tasks_for_tests.py" in failure.traceback  # the worker's traceback survives
+    assert "raise error" in failure.traceback
+
+
+# -- killed workers ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("how", "says"), [("exit", "exited with code 7"), ("sigkill", "killed by SIGKILL"),
+                                          ("mid-save", "exited with code 9")])
+def test_a_killed_worker_fails_its_task_and_the_next_build_resumes(how: str, says: str, root: str) -> None:
+    """
+    top ── Dies (kills its worker the first time)
+     ├──── leaf 1
+     └──── leaf 2
+    """
+    dies = tt.Dies(how=how)
+    leaves = (tt.Leaf(value=1), tt.Leaf(value=2))
+    top = tt.Sum(deps=(dies, *leaves))
+    one_worker = runner("process", max_process_workers=1)  # the leaves need a replacement worker
+
+    first = build([top], task_runner=one_worker, fail_mode=FailMode.CONTINUE)
+
+    assert first.status is BuildStatus.FAILURE
+    [failure] = first.failures
+    assert failure.task_id == dies.task_id
+    assert isinstance(failure.error, WorkerDiedError)
+    assert says in str(failure.error) and f"Dies(how='{how}'" in str(failure.error)
+    assert (first.n_succeeded, first.n_upstream_failed) == (2, 1)
+    assert [leaf.output().load() for leaf in leaves] == [1, 2]
+    assert not dies.complete() and not top.complete()
+    if how == "mid-save":  # the temporary file was written, the rename never happened
+        stray = [p.name for p in Path(dies.output().path).parent.iterdir()]
+        assert stray and all(".tmp-" in name for name in stray), stray
+    assert_no_workers_left()
+
+    Path(root, f"allow-{dies.task_id}").touch()
+    second = build([top], task_runner=one_worker)
+    assert second.status is BuildStatus.SUCCESS, second.failures
+    assert (second.n_previously_complete, second.n_succeeded) == (2, 2)
+    assert top.output().load() == 42 + 1 + 2
+    runs = [task_id for _, task_id, _, _ in tt.read_runs(root)]
+    assert sorted(runs) == sorted([leaves[0].task_id, leaves[1].task_id, dies.task_id, top.task_id])
+    assert_no_workers_left()
+
+
+def test_a_killed_worker_under_fail_fast_stops_the_build(root: str) -> None:
+    dies = tt.Dies(how="sigkill")
+    top = tt.Sum(deps=(dies, tt.Leaf(value=1, sleep=0.1)))
+    summary = build([top], task_runner=runner("process", max_process_workers=2))
+    assert summary.status is BuildStatus.FAILURE
+    assert [f.task_id for f in summary.failures] == [dies.task_id]
+    assert isinstance(summary.failures[0].error, WorkerDiedError)
+    assert not top.complete()
+    assert_no_workers_left()
+
+
+# -- Ctrl-C ------------------------------------------------------------------
+
+_INTERRUPT_SCRIPT = textwrap.dedent('''
+    import sys
+    import tasks_for_tests as tt
+    from stardag.build import HybridConcurrentTaskRunner, build
+    from stardag.target import set_target_root
+
+    mode, root = sys.argv[1], sys.argv[2]
+    set_target_root(root)
+
+    def select(task):
+        if mode == "mixed":  # Leaf to the process pool, Sum to the thread pool
+            return "process" if isinstance(task, tt.Leaf) else "thread"
+        return mode
+
+    leaves = [tt.Leaf(value=i, sleep=3) for i in range(6)]
+    sums = [tt.Sum(value=i, sleep=3) for i in range(6)]
+    top = tt.Sum(deps=tuple(leaves + sums))
+    build([top], task_runner=HybridConcurrentTaskRunner(
+        execution_mode_selector=select, max_thread_workers=3, max_process_workers=3))
+    print("the build was not interrupted")
+''')
+
+
+def _wait_for_starts(root: str, n: int, proc: subprocess.Popen, timeout: float = 30) -> list[tuple]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        starts = tt.read_runs(root, "start")
+        if len(starts) >= n:
+            return starts
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    raise AssertionError(f"fewer than {n} tasks started in {timeout} s")
+
+
+@pytest.mark.parametrize(("mode", "to_group"), [("thread", False), ("process", False), ("mixed", True)])
+def test_ctrl_c_shuts_the_pools_down(mode: str, to_group: bool, fresh_dir: str) -> None:
+    """SIGINT to the build (or, like a terminal's Ctrl-C, to its whole process group)."""
+    script = Path(fresh_dir, "interrupted_build.py")
+    script.write_text(_INTERRUPT_SCRIPT)
+    root = os.path.join(fresh_dir, "root")
+    os.mkdir(root)
+    proc = subprocess.Popen([sys.executable, str(script), mode, root], env=subprocess_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        starts = _wait_for_starts(root, 6 if mode == "mixed" else 3, proc)
+        pids = {pid for _, _, pid, _ in starts}
+        if mode == "mixed":
+            assert proc.pid in pids and len(pids) > 1  # both pools are busy
+        descendants = psutil.Process(proc.pid).children(recursive=True)
+        assert (len(descendants) >= 3) == (mode != "thread")
+
+        if to_group:
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err, (proc.returncode, err)
+    assert "not interrupted" not in out
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(_alive(p) for p in descendants):
+        time.sleep(0.05)
+    assert [p.pid for p in descendants if _alive(p)] == [], "orphan worker processes"
+
+    # Nothing finished (each task sleeps 3 s), so nothing counts as an output, and
+    # no temporary file was left behind.
+    files = [str(p.relative_to(root)) for p in Path(root).rglob("*") if p.is_file()]
+    assert files == [tt.RUNS_LOG], files
+    assert tt.read_runs(root) == []
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+# -- runner settings and entry points -----------------------------------------
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"max_thread_workers": 0},
+    {"max_process_workers": 0},
+    {"max_async_workers": 0},
+    {"max_thread_workers": -2},
+    {"max_process_workers": 1.5},
+    {"max_async_workers": "4"},
+    {"max_thread_workers": True},
+    {"process_start_method": "teleport"},
+], ids=lambda kwargs: "-".join(f"{k}={v!r}" for k, v in kwargs.items()))
+def test_invalid_runner_settings_raise_value_error_at_construction(kwargs: dict) -> None:
+    (name, value), = kwargs.items()
+    with pytest.raises(ValueError, match=name) as raised:
+        HybridConcurrentTaskRunner(**kwargs)
+    assert repr(value) in str(raised.value)
+
+
+def test_an_unknown_mode_raises_value_error_naming_the_choices() -> None:
+    with pytest.raises(ValueError, match="'gpu'") as raised:
+        DefaultExecutionModeSelector(sync_run_default="gpu")
+    assert all(mode in str(raised.value) for mode in ("'thread'", "'process'", "'blocking'"))
+    with pytest.raises(ValueError):
+        DefaultExecutionModeSelector(sync_run_default="async")
+
+
+def test_a_selector_returning_an_unknown_mode_fails_naming_the_task(root: str) -> None:
+    leaf = tt.Leaf(value=3)
+    with pytest.raises(ValueError, match="'gpu'") as raised:
+        build([leaf], task_runner=HybridConcurrentTaskRunner(execution_mode_selector=lambda task: "gpu"))
+    assert "Leaf(value=3" in str(raised.value)
+
+
+def test_an_invalid_fail_mode_raises_value_error(root: str) -> None:
+    with pytest.raises(ValueError, match="fail_mode"):
+        build([tt.Leaf()], fail_mode="continue")
+
+
+@pytest.mark.parametrize(("entry", "fix"), [(build, "build_aio"), (build_sequential, "build_sequential_aio")])
+def test_sync_build_inside_a_running_loop_says_to_use_the_aio_one(entry: Any, fix: str, root: str) -> None:
+    leaf = tt.Leaf(value=1)
+
+    async def main() -> None:
+        with pytest.raises(RuntimeError, match=f"await {fix}") as raised:
+            entry([leaf])
+        assert "running event loop" in str(raised.value)
+
+    asyncio.run(main())
+    assert not leaf.complete()
