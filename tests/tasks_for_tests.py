@@ -313,3 +313,31 @@ class CycleB(AutoTask[int]):
 
     def run(self) -> None:
         self.output().save(2)
+
+
+class Golden(AutoTask[int]):
+    """A task whose id is hard-coded in test_ids.py: any change of the id scheme shows."""
+
+    task_namespace = "golden"
+    task_version = "1"
+
+    count: int = 3
+    ratio: float = 0.1
+    text: str = "héllo ✓"
+    flag: bool = True
+    nothing: None = None
+    numbers: list[int] = [3, 1, 2]
+    mapping: dict[str, int] = {"b": 2, "a": 1}
+    tags: frozenset[str] = frozenset({"x", "y", "z", "alpha", "beta"})
+    point: Point = Point(x=1, y=2.5, label="p")
+    dep: Task | None = None
+    deps: tuple[Task, ...] = ()
+    named: dict[str, Task] = {}
+
+    def run(self) -> None:
+        self.output().save(self.count)
+
+
+def golden_task() -> Golden:
+    leaf = Leaf(value=1)
+    return Golden(dep=leaf, deps=(Leaf(value=2), leaf), named={"one": leaf, "zero": Leaf()})
