@@ -90,7 +90,7 @@ class HybridConcurrentTaskRunner:
         dask_n_workers: worker processes of that LocalCluster (default: the cpus).
 
     Raises:
-        ValueError: a worker count below 1, or an unknown start method.
+        ValueError: a worker count below 1, an unknown start method, or a dask_address not a str.
     """
 
     max_in_flight: int | None = None
@@ -120,7 +120,7 @@ class HybridConcurrentTaskRunner:
             )
         self.process_start_method = process_start_method
         if dask_address is not None and not isinstance(dask_address, str):
-            raise TypeError(f"dask_address must be a str like 'tcp://host:8786', got {dask_address!r}")
+            raise ValueError(f"dask_address must be a str like 'tcp://host:8786', got {dask_address!r}")
         self.dask_address = dask_address
         self.dask_n_workers = _check_workers("dask_n_workers", dask_n_workers, n_cpus)
 
