@@ -19,7 +19,7 @@ import os
 import pickle
 from typing import Any, Iterator
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, PydanticSchemaGenerationError, TypeAdapter
 
 from .errors import TargetError
 
@@ -146,8 +146,15 @@ _PICKLE = PickleSerializer()
 def serializer_for(type_: Any) -> Serializer:
     """JSON for JSON types, pydantic JSON for models, pickle for anything else."""
     origin = getattr(type_, "__origin__", None) or type_
-    if origin in _JSON_TYPES or type_ is None:
+    if origin is type_ and origin in _JSON_TYPES or type_ is None:
         return _JSON
+    if origin in _JSON_TYPES:
+        # A parametrised container (list[Model], tuple[int, str], ...): plain json
+        # cannot write models nor give back tuples; pydantic does both.
+        try:
+            return PydanticSerializer(type_)
+        except PydanticSchemaGenerationError:  # holds a type pydantic does not know
+            return _PICKLE
     if isinstance(origin, type) and issubclass(origin, BaseModel):
         return PydanticSerializer(type_)
     return _PICKLE
