@@ -1,0 +1,303 @@
+"""The ``dask`` configuration on a LocalCluster of 2 worker processes.
+
+One cluster serves the whole module (starting one costs seconds); each build
+connects to it by address, as a build on a real cluster would. One test lets
+the build start and close a LocalCluster of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+import dask_tasks_for_tests as dt  # noqa: E402
+import tasks_for_tests as tt  # noqa: E402
+from stardag.build import (  # noqa: E402
+    BuildStatus,
+    BuildSummary,
+    DefaultExecutionModeSelector,
+    FailMode,
+    HybridConcurrentTaskRunner,
+    build,
+)
+from stardag.build import _dask  # noqa: E402
+from stardag.errors import TargetError, TaskPicklingError, WorkerDiedError  # noqa: E402
+from stardag.target import target_root  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    import dask
+
+    # As the build's own LocalCluster: a task whose worker dies gets one retry.
+    with dask.config.set({"distributed.scheduler.allowed-failures": _dask.ALLOWED_FAILURES}):
+        local = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                         dashboard_address=None)
+    try:
+        yield local
+    finally:
+        local.close()
+
+
+@pytest.fixture
+def address(cluster: Any) -> str:
+    cluster.wait_for_workers(2, timeout=60)  # after a test that killed workers
+    return cluster.scheduler_address
+
+
+def dask_runner(address: str | None, **kwargs: Any) -> HybridConcurrentTaskRunner:
+    return HybridConcurrentTaskRunner(
+        execution_mode_selector=DefaultExecutionModeSelector(sync_run_default="dask"),
+        dask_address=address, **kwargs,
+    )
+
+
+def build_on(address: str | None, tasks: Any, fail_mode: FailMode = FailMode.FAIL_FAST,
+             **kwargs: Any) -> BuildSummary:
+    return build(tasks, task_runner=dask_runner(address, **kwargs), fail_mode=fail_mode)
+
+
+def worker_pids(cluster: Any) -> set[int]:
+    with distributed.Client(cluster.scheduler_address, set_as_default=False) as client:
+        return set(client.run(os.getpid).values())
+
+
+def assert_counts_add_up(summary: BuildSummary) -> None:
+    accounted = (summary.n_previously_complete + summary.n_succeeded + summary.n_failed
+                 + summary.n_upstream_failed + summary.n_not_run)
+    assert accounted == summary.n_discovered, summary
+
+
+# -- the seed's DAGs -----------------------------------------------------------
+
+
+def tree() -> tuple[dt.Where, list[dt.Where]]:
+    """15 tasks: 8 leaves -> 4 -> 2 -> 1 root."""
+    level = [dt.Where(index=i) for i in range(8)]
+    every = list(level)
+    index = 8
+    while len(level) > 1:
+        level = [dt.Where(index=index + j // 2, deps=(level[j], level[j + 1])) for j in range(0, len(level), 2)]
+        index += len(level)
+        every += level
+    return level[0], every
+
+
+def test_the_15_task_tree_runs_on_the_workers(cluster: Any, address: str, root: str) -> None:
+    top, every = tree()
+    summary = build_on(address, [top])
+    assert summary.status is BuildStatus.SUCCESS, summary.failures
+    assert (summary.n_discovered, summary.n_succeeded) == (15, 15)
+    assert top.load()["inputs"] == [12, 13]
+    assert every[8].load()["inputs"] == [0, 1]
+    pids = {task.load()["pid"] for task in every}
+    assert os.getpid() not in pids and pids <= worker_pids(cluster)
+    assert not list(Path(root).glob(".stardag-probe-*")), "the root check must clean up"
+
+
+def test_the_flat_33_task_fan_in(address: str, root: str) -> None:
+    leaves = tuple(dt.Where(index=i) for i in range(32))
+    top = dt.Where(index=32, deps=leaves)
+    summary = build_on(address, [top])
+    assert (summary.status, summary.n_succeeded) == (BuildStatus.SUCCESS, 33), summary.failures
+    assert top.load()["inputs"] == list(range(32))
+
+
+def test_the_heavy_4_plus_1_dag_uses_both_workers(cluster: Any, address: str, root: str) -> None:
+    leaves = tuple(dt.Where(index=i, iterations=20_000, sleep=0.3) for i in range(4))
+    top = dt.Where(index=4, deps=leaves, iterations=20_000)
+    summary = build_on(address, top)
+    assert (summary.status, summary.n_succeeded) == (BuildStatus.SUCCESS, 5), summary.failures
+    assert {leaf.load()["pid"] for leaf in leaves} == worker_pids(cluster)
+
+
+def test_the_second_build_skips_what_the_first_built(address: str, root: str) -> None:
+    top, _ = tree()
+    assert build_on(address, top).n_succeeded == 15
+    again = build_on(address, top)
+    assert (again.status, again.n_discovered, again.n_previously_complete, again.n_succeeded) == (
+        BuildStatus.SUCCESS, 1, 1, 0)
+
+
+def test_dynamic_dependencies_rerun_the_task_until_all_it_yields_is_complete(address: str, root: str) -> None:
+    """
+    Dynamic ── yields Leaf x3 ── then yields Sum(-1 leaf, -2 leaf) ── then sums
+    """
+    task = tt.Dynamic(n=3, value=5)
+    summary = build_on(address, task)
+    assert summary.status is BuildStatus.SUCCESS, summary.failures
+    # Dynamic, 3 leaves, Sum and its 2 leaves.
+    assert (summary.n_succeeded, summary.n_previously_complete) == (7, 0)
+    assert task.load() == 5 + (5000 + 5001 + 5002) + (5 - 1 - 2)
+    assert_counts_add_up(summary)
+
+
+def test_dynamic_dependencies_already_complete_count_as_previously_complete(address: str, root: str) -> None:
+    task = tt.Dynamic(n=2, value=1)
+    assert build_on(address, task.first()).n_succeeded == 2
+    summary = build_on(address, task)
+    assert summary.status is BuildStatus.SUCCESS, summary.failures
+    assert (summary.n_succeeded, summary.n_previously_complete) == (4, 2)
+    assert_counts_add_up(summary)
+
+
+def test_run_aio_tasks_run_on_the_driver_and_sync_tasks_on_the_workers(cluster: Any, address: str,
+                                                                     root: str) -> None:
+    sync_leaf = dt.Where(index=1)
+    async_mid = dt.AsyncWhere(index=2, deps=(sync_leaf,))
+    sync_top = dt.Where(index=3, deps=(async_mid,))
+    summary = build_on(address, sync_top)
+    assert summary.status is BuildStatus.SUCCESS, summary.failures
+    assert async_mid.load()["pid"] == os.getpid()
+    assert {sync_leaf.load()["pid"], sync_top.load()["pid"]} <= worker_pids(cluster)
+
+
+# -- failures ------------------------------------------------------------------
+
+
+def test_a_failing_task_under_fail_fast_keeps_its_error_and_stops(address: str, root: str) -> None:
+    bad = tt.Leaf(value=1, fail=True)
+    top = tt.Sum(deps=(bad, tt.Leaf(value=2)))
+    summary = build_on(address, top)
+    assert summary.status is BuildStatus.FAILURE
+    [failure] = summary.failures
+    assert failure.task_id == bad.task_id
+    assert isinstance(failure.error, ValueError) and "fails on purpose" in str(failure.error)
+    assert "_finish" in failure.traceback, failure.traceback  # the worker's traceback
+    assert not top.complete() and summary.n_succeeded <= 1
+    assert_counts_add_up(summary)
+    with pytest.raises(Exception, match="fails on purpose"):
+        summary.raise_for_status()
+
+
+def test_a_failing_task_under_continue_builds_everything_else(address: str, root: str) -> None:
+    """
+    top ── bad            other ── leaf 3
+     └──── leaf 2
+    """
+    bad = tt.Leaf(value=1, fail=True)
+    top = tt.Sum(deps=(bad, tt.Leaf(value=2)))
+    other = tt.Sum(deps=(tt.Leaf(value=3),), value=10)
+    summary = build_on(address, [top, other], fail_mode=FailMode.CONTINUE)
+    assert summary.status is BuildStatus.FAILURE
+    assert (summary.n_failed, summary.n_upstream_failed, summary.n_succeeded) == (1, 1, 3)
+    assert other.load() == 13 and not top.complete()
+    assert_counts_add_up(summary)
+
+
+def test_an_exception_that_cannot_be_unpickled_is_sent_as_text(address: str, root: str) -> None:
+    summary = build_on(address, tt.RaisesUnreadable())
+    [failure] = summary.failures
+    assert "BadError: 1/2" in str(failure.error) and "raise BadError" in failure.traceback
+
+
+def test_system_exit_in_a_task_fails_the_task_not_the_worker(cluster: Any, address: str, root: str) -> None:
+    before = worker_pids(cluster)
+    summary = build_on(address, dt.ExitsTask())
+    [failure] = summary.failures
+    assert isinstance(failure.error, SystemExit)
+    assert worker_pids(cluster) == before
+
+
+def test_an_unpicklable_task_fails_naming_it(address: str, root: str) -> None:
+    task = tt.Sum(deps=(tt.Leaf(value=1),), value=2)
+    local = type("LocalLeaf", (tt.Leaf,), {"__module__": __name__, "__qualname__": "nowhere.LocalLeaf"})
+    summary = build_on(address, [local(value=4), task], fail_mode=FailMode.CONTINUE)
+    [failure] = summary.failures
+    assert isinstance(failure.error, TaskPicklingError) and "LocalLeaf(value=4" in str(failure.error)
+    assert task.load() == 3
+
+
+# -- killed workers --------------------------------------------------------------
+
+
+def test_a_worker_killed_mid_task_fails_that_task_and_the_next_build_resumes(address: str, root: str) -> None:
+    """
+    top ── Dies (SIGKILLs every worker it runs on: the first and Dask's one retry)
+     ├──── leaf 1
+     └──── leaf 2
+    """
+    dies = tt.Dies(how="sigkill")
+    leaves = (tt.Leaf(value=1), tt.Leaf(value=2))
+    top = tt.Sum(deps=(dies, *leaves))
+    first = build_on(address, top, fail_mode=FailMode.CONTINUE)
+    assert first.status is BuildStatus.FAILURE
+    [failure] = first.failures
+    assert failure.task_id == dies.task_id and isinstance(failure.error, WorkerDiedError)
+    message = str(failure.error)
+    assert "Dies(how='sigkill'" in message and "died, 2 time(s)" in message and "next build resumes" in message
+    assert (first.n_succeeded, first.n_upstream_failed) == (2, 1)
+    assert [leaf.load() for leaf in leaves] == [1, 2]
+
+    Path(root, f"allow-{dies.task_id}").touch()
+    second = build_on(address, top)
+    assert second.status is BuildStatus.SUCCESS, second.failures
+    assert (second.n_previously_complete, second.n_succeeded) == (2, 2)
+    assert top.load() == 42 + 1 + 2
+
+
+def test_a_worker_killed_once_is_retried_by_dask(address: str, root: str) -> None:
+    task = dt.DiesOnce(index=1)
+    summary = build_on(address, task)
+    assert (summary.status, summary.n_succeeded) == (BuildStatus.SUCCESS, 1), summary.failures
+    killed = int(Path(root, f"attempted-{task.task_id}").read_text())
+    assert task.load() != killed
+
+
+# -- the build's own cluster, and errors at start ---------------------------------
+
+
+def test_without_an_address_the_build_starts_a_local_cluster_and_closes_it(cluster: Any, root: str) -> None:
+    leaves = tuple(dt.Where(index=i) for i in range(4))
+    top = dt.Where(index=4, deps=leaves)
+    summary = build_on(None, top, dask_n_workers=2)
+    assert (summary.status, summary.n_succeeded) == (BuildStatus.SUCCESS, 5), summary.failures
+    pids = {task.load()["pid"] for task in (*leaves, top)}
+    assert not pids & worker_pids(cluster), "ran on the module's cluster, not its own"
+    for pid in pids:  # the cluster's worker processes are gone
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_an_unreachable_scheduler_fails_fast_naming_its_address(monkeypatch: pytest.MonkeyPatch, root: str) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    monkeypatch.setattr(_dask, "CONNECT_TIMEOUT_S", 1.0)
+    start = time.monotonic()
+    with pytest.raises(_dask.SchedulerUnreachableError, match=address) as raised:
+        build_on(address, tt.Leaf(value=1))
+    assert time.monotonic() - start < 10
+    assert isinstance(raised.value, ConnectionError) and "within 1 s" in str(raised.value)
+    assert not tt.Leaf(value=1).complete()
+
+
+def test_an_in_memory_root_is_refused_before_connecting(memory_root: str) -> None:
+    # The address is unreachable: reaching it would be a SchedulerUnreachableError.
+    with pytest.raises(TargetError, match=memory_root) as raised:
+        build_on("tcp://127.0.0.1:9", tt.Leaf(value=1))
+    assert "set_target_root" in str(raised.value)
+
+
+def test_a_root_the_workers_do_not_see_is_refused_naming_it(address: str, fresh_dir: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # /proc/self/cwd is this process's working directory here, and each worker's
+    # own on the workers: the same path, two different directories, as on two
+    # machines without a shared filesystem.
+    monkeypatch.chdir(fresh_dir)
+    unshared = "/proc/self/cwd/targets"
+    with target_root(unshared):
+        with pytest.raises(TargetError, match="cannot reach the target root") as raised:
+            build_on(address, tt.Leaf(value=1))
+    message = str(raised.value)
+    assert repr(unshared) in message and "cannot read the probe file" in message
+    assert "shared filesystem" in message
+    assert os.listdir(os.path.join(fresh_dir, "targets")) == []  # the probe was removed

@@ -1,0 +1,171 @@
+"""The dask configuration against the process pool, both with 2 workers, in one run.
+
+Heavy: the 4+1 DAG of ~1 s SHA-256 tasks; the ideal for 2 workers is 3 t,
+where t is one task's time measured here. Light: a fan-in of ``--n`` near-zero
+tasks; per-task overhead = (build time - n * floor) / n, where the floor is one
+task's work plus one output write on the same storage. Dask builds connect to
+one LocalCluster started once (its start-up is reported, not timed); the
+connection, the root check and the close are part of every timed build.
+Configurations alternate, every build starts from a fresh root.
+
+    python tools/dask_overhead.py [--n 1000] [--repeat 5] [--skip-heavy]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import statistics
+import tempfile
+import time
+
+from stardag import AutoTask, Task, target_root
+from stardag.build import DefaultExecutionModeSelector, HybridConcurrentTaskRunner, build
+
+N_WORKERS = 2
+HEAVY_ITERATIONS = 5_000_000
+
+
+def sha256_chain(iterations: int) -> str:
+    digest = b"stardag"
+    for _ in range(iterations):
+        digest = hashlib.sha256(digest).digest()
+    return digest.hex()
+
+
+class Heavy(AutoTask[str]):
+    task_namespace = "dask_overhead"
+    index: int
+    deps: tuple[Task, ...] = ()
+
+    def requires(self):
+        return self.deps
+
+    def run(self) -> None:
+        self.output().save(sha256_chain(HEAVY_ITERATIONS))
+
+
+class Light(AutoTask[int]):
+    task_namespace = "dask_overhead"
+    index: int
+    deps: tuple[Task, ...] = ()
+
+    def requires(self):
+        return self.deps
+
+    def run(self) -> None:
+        self.output().save(sum(range(100)))
+
+
+def fan_in(cls: type, n: int) -> Task:
+    return cls(index=n - 1, deps=tuple(cls(index=i) for i in range(n - 1)))
+
+
+def _fresh_root() -> str:
+    base = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    return tempfile.mkdtemp(prefix="stardag-dask-overhead-", dir=base)
+
+
+def runner(config: str, address: str) -> HybridConcurrentTaskRunner:
+    if config == "dask":
+        return HybridConcurrentTaskRunner(
+            execution_mode_selector=DefaultExecutionModeSelector(sync_run_default="dask"),
+            dask_address=address,
+        )
+    return HybridConcurrentTaskRunner(
+        execution_mode_selector=DefaultExecutionModeSelector(sync_run_default="process"),
+        max_process_workers=N_WORKERS,
+    )
+
+
+def time_build(dag: Task, n: int, config: str, address: str) -> float:
+    root = _fresh_root()
+    try:
+        with target_root(root):
+            task_runner = runner(config, address)
+            start = time.perf_counter()
+            summary = build([dag], task_runner=task_runner)
+            elapsed = time.perf_counter() - start
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    if summary.n_succeeded != n:
+        raise RuntimeError(f"expected {n} tasks to run under {config}, got {summary}")
+    return elapsed
+
+
+def floor_us(n: int = 2000) -> float:
+    tasks = [Light(index=i) for i in range(n)]
+    root = _fresh_root()
+    try:
+        with target_root(root):
+            start = time.perf_counter()
+            for task in tasks:
+                task.output().save(sum(range(100)))
+            return (time.perf_counter() - start) / n * 1e6
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def one_heavy_task_s() -> float:
+    start = time.perf_counter()
+    sha256_chain(HEAVY_ITERATIONS)
+    return time.perf_counter() - start
+
+
+def _summary(times: list[float]) -> str:
+    return f"min {min(times):.3f}  median {statistics.median(times):.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1000, help="light fan-in size")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--skip-heavy", action="store_true")
+    args = parser.parse_args()
+
+    from distributed import LocalCluster
+
+    start = time.perf_counter()
+    cluster = LocalCluster(n_workers=N_WORKERS, threads_per_worker=1, processes=True,
+                           dashboard_address=None)
+    print(f"LocalCluster of {N_WORKERS} worker processes started in {time.perf_counter() - start:.2f} s "
+          "(not timed below)")
+    address = cluster.scheduler_address
+    configs = ("process_pool", "dask")
+    try:
+        if not args.skip_heavy:
+            dag = fan_in(Heavy, 5)
+            times: dict[str, list[float]] = {c: [] for c in configs}
+            singles = []
+            for _ in range(args.repeat):
+                singles.append(one_heavy_task_s())
+                for config in configs:
+                    times[config].append(time_build(dag, 5, config, address))
+            t = statistics.median(singles)
+            print(f"heavy 4+1: one task t = {t:.3f} s (median of {len(singles)}), ideal 3 t = {3 * t:.3f} s")
+            for config in configs:
+                best, mid = min(times[config]), statistics.median(times[config])
+                print(f"  {config:12} {_summary(times[config])} s   median / ideal = {mid / (3 * t):.3f}"
+                      f"   min / ideal = {best / (3 * t):.3f}")
+        n = args.n
+        dag = fan_in(Light, n)
+        times = {c: [] for c in configs}
+        floors = []
+        for _ in range(args.repeat):
+            floors.append(floor_us())
+            for config in configs:
+                times[config].append(time_build(dag, n, config, address))
+        floor = statistics.median(floors)
+        print(f"light fan-in of {n}: floor (work + one write) {floor:.1f} µs/task")
+        for config in configs:
+            per = [(x * 1e6 - n * floor) / n for x in times[config]]
+            print(f"  {config:12} build {_summary(times[config])} s   overhead µs/task: "
+                  f"min {min(per):.0f}  median {statistics.median(per):.0f}")
+    finally:
+        cluster.close()
+
+
+if __name__ == "__main__":
+    main()
