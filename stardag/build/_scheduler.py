@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Iterable
 
-__all__ = ["Scheduler", "WAITING", "READY", "RUNNING", "DONE", "FAILED", "UPSTREAM_FAILED"]
+__all__ = ["DONE", "FAILED", "READY", "RUNNING", "Scheduler", "UPSTREAM_FAILED", "WAITING"]
 
 WAITING, READY, RUNNING, DONE, FAILED, UPSTREAM_FAILED = range(6)
 _FINISHED = (DONE, FAILED, UPSTREAM_FAILED)
