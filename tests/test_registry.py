@@ -1,0 +1,107 @@
+"""Registries: lifecycle hooks, called from the build's own thread."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+import tasks_for_tests as tt
+from stardag.build import DefaultExecutionModeSelector, FailMode, HybridConcurrentTaskRunner, build, build_sequential
+from stardag.registry import NoOpRegistry, RegistryABC
+
+
+class Recorder(RegistryABC):
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any]] = []
+        self.threads: set[int] = set()
+
+    def _add(self, kind: str, value: Any) -> None:
+        self.threads.add(threading.get_ident())
+        self.events.append((kind, value))
+
+    def build_start(self, root_tasks):
+        self._add("build_start", [t.task_id for t in root_tasks])
+
+    def build_complete(self, summary):
+        self._add("build_complete", summary)
+
+    def task_start(self, task):
+        self._add("task_start", task.task_id)
+
+    def task_complete(self, task):
+        self._add("task_complete", task.task_id)
+
+    def task_fail(self, task, error):
+        self._add("task_fail", (task.task_id, error))
+
+
+def test_registry_abc_requires_every_hook() -> None:
+    with pytest.raises(TypeError):
+        RegistryABC()
+
+    class Partial(RegistryABC):
+        def build_start(self, root_tasks):
+            pass
+
+    with pytest.raises(TypeError, match="task_fail"):
+        Partial()
+
+
+def test_noop_registry_accepts_every_event(memory_root: str) -> None:
+    registry = NoOpRegistry()
+    leaf = tt.Leaf()
+    for hook, arg in [("build_start", [leaf]), ("task_start", leaf), ("task_complete", leaf)]:
+        assert getattr(registry, hook)(arg) is None
+    assert registry.task_fail(leaf, ValueError("x")) is None
+    summary = build_sequential([leaf], registry=registry)
+    assert registry.build_complete(summary) is None
+
+
+def test_a_runner_refuses_something_that_is_not_a_registry() -> None:
+    with pytest.raises(TypeError, match="RegistryABC"):
+        HybridConcurrentTaskRunner(registry=object())
+
+
+def test_sequential_events_come_in_build_order(memory_root: str) -> None:
+    """
+    top ── mid ── leaf
+    """
+    leaf = tt.Leaf(value=1)
+    mid = tt.Sum(deps=(leaf,))
+    top = tt.Sum(deps=(mid,))
+    recorder = Recorder()
+    summary = build_sequential([top], registry=recorder)
+    assert recorder.events == [
+        ("build_start", [top.task_id]),
+        ("task_start", leaf.task_id), ("task_complete", leaf.task_id),
+        ("task_start", mid.task_id), ("task_complete", mid.task_id),
+        ("task_start", top.task_id), ("task_complete", top.task_id),
+        ("build_complete", summary),
+    ]
+
+
+def test_no_task_events_for_complete_tasks(memory_root: str) -> None:
+    leaf = tt.Leaf(value=1)
+    build_sequential([leaf])
+    recorder = Recorder()
+    build_sequential([leaf], registry=recorder)
+    assert [kind for kind, _ in recorder.events] == ["build_start", "build_complete"]
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_hooks_run_on_the_build_thread_whatever_runs_the_tasks(mode: str, root: str) -> None:
+    bad = tt.Leaf(value=1, fail=True)
+    tasks = [tt.Leaf(value=i) for i in range(6)] + [bad, tt.ALeaf(value=3)]
+    recorder = Recorder()
+    runner = HybridConcurrentTaskRunner(
+        registry=recorder, execution_mode_selector=DefaultExecutionModeSelector(sync_run_default=mode),
+        max_thread_workers=3, max_process_workers=2)
+    summary = build(tasks, task_runner=runner, fail_mode=FailMode.CONTINUE)
+    assert recorder.threads == {threading.get_ident()}
+    failed = [value for kind, value in recorder.events if kind == "task_fail"]
+    assert [(task_id, type(error)) for task_id, error in failed] == [(bad.task_id, ValueError)]
+    assert summary.failures[0].error is failed[0][1]
+    completed = [value for kind, value in recorder.events if kind == "task_complete"]
+    assert len(completed) == summary.n_succeeded == 7
