@@ -341,3 +341,15 @@ class Golden(AutoTask[int]):
 def golden_task() -> Golden:
     leaf = Leaf(value=1)
     return Golden(dep=leaf, deps=(Leaf(value=2), leaf), named={"one": leaf, "zero": Leaf()})
+
+
+class Fan(AutoTask[dict]):
+    """Collects the ``task_id`` saved by each of its ``deps`` (sync only: goes to the pool)."""
+
+    deps: tuple[Task, ...] = ()
+
+    def requires(self) -> Any:
+        return self.deps
+
+    def run(self) -> None:
+        self.output().save({"ids": sorted(dep.load()["task_id"] for dep in self.deps), "pid": os.getpid()})
