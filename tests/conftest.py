@@ -68,3 +68,10 @@ def memory_root(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     finally:
         target_module._root = previous
         clear_memory_root(name)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Collect ``tests/build``: pytest's default ``norecursedirs`` skips any dir named ``build``."""
+    if collection_path == TESTS_DIR / "build":
+        return False
+    return None
