@@ -301,3 +301,66 @@ def test_a_root_the_workers_do_not_see_is_refused_naming_it(address: str, fresh_
     assert repr(unshared) in message and "cannot read the probe file" in message
     assert "shared filesystem" in message
     assert os.listdir(os.path.join(fresh_dir, "targets")) == []  # the probe was removed
+
+
+_INTERRUPT_SCRIPT = '''
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
+import tasks_for_tests as tt
+from stardag.build import DefaultExecutionModeSelector, HybridConcurrentTaskRunner, build
+from stardag.target import set_target_root
+
+if __name__ == "__main__":  # the LocalCluster's workers are spawned: they import this file
+    set_target_root(sys.argv[1])
+    runner = HybridConcurrentTaskRunner(
+        execution_mode_selector=DefaultExecutionModeSelector(sync_run_default="dask"), dask_n_workers=2)
+    build(tt.Sum(deps=tuple(tt.Leaf(value=i, sleep=30) for i in range(4))), task_runner=runner)
+    print("not interrupted")
+'''
+
+
+def test_ctrl_c_cancels_the_build_and_closes_its_local_cluster(fresh_dir: str) -> None:
+    import psutil
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import subprocess_env
+
+    script = Path(fresh_dir, "interrupted_dask_build.py")
+    script.write_text(_INTERRUPT_SCRIPT)
+    root = os.path.join(fresh_dir, "root")
+    os.mkdir(root)
+    proc = subprocess.Popen([sys.executable, str(script), root], env=subprocess_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(tt.read_runs(root, "start")) < 2:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the tasks never started"
+            time.sleep(0.05)
+        descendants = psutil.Process(proc.pid).children(recursive=True)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err, (proc.returncode, err)
+    assert "not interrupted" not in out
+
+    def alive() -> list[str]:
+        found = []
+        for p in descendants:
+            try:
+                if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                    found.append(" ".join(p.cmdline()))
+            except psutil.NoSuchProcess:
+                pass
+        return found
+
+    deadline = time.monotonic() + 5  # multiprocessing's resource tracker exits after its parent
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert alive() == [], "orphan worker processes"
+    assert tt.read_runs(root) == []  # nothing finished
