@@ -67,6 +67,10 @@ def parse_args(argv: list[str] | None = None) -> Options:
                    help="value for OMP/OPENBLAS/MKL/NUMEXPR/VECLIB thread variables (default 1)")
     p.add_argument("--regression-threshold", type=float,
                    help="relative step asv must see to report (overrides regressions_thresholds)")
+    p.add_argument("--compare-factor", type=float, default=1.5,
+                   help="asv compare factor for tonight's commits vs their benchmarked "
+                        "ancestor: slower by more than this and statistically different "
+                        "(default 1.5, see README 'nightly' for the noise measured)")
     p.add_argument("--fail-on-regression", action="store_true",
                    help="exit 3 when this run found a new regression")
     a = p.parse_args(argv)
@@ -91,6 +95,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         cpu_affinity=a.cpu_affinity,
         threads=a.threads,
         regression_threshold=a.regression_threshold,
+        compare_factor=a.compare_factor,
         fetch=not a.no_fetch,
         fail_on_regression=a.fail_on_regression,
     )

@@ -23,12 +23,13 @@ import time
 from dataclasses import dataclass, field
 
 from asv import util as asv_util
+from asv.results import Results
 
 import interpreter
 from _nightly import site
-from _nightly.git import GitError, first_parent_commits, git, update_checkout
+from _nightly.git import GitError, ancestors, first_parent_commits, git, update_checkout
 from _nightly.lock import RunLock
-from _nightly.regression import read_regressions, write_report
+from _nightly.regression import compare_to_baseline, merge, read_regressions, write_report
 from _nightly.store import ResultStore, StoredResult
 
 EXIT_OK = 0
@@ -69,6 +70,7 @@ class Options:
     cpu_affinity: set[int] | None = None
     threads: int = 1
     regression_threshold: float | None = None
+    compare_factor: float = 1.5
     fetch: bool = True
     fail_on_regression: bool = False
 
@@ -143,6 +145,8 @@ def _run(opts: Options, state: _Run, lock_fd: int, log_path: str) -> int:
     store = ResultStore(opts.results_dir, os.path.join(opts.state_dir, "quarantine"))
     for note in store.open():
         log.warning("results store: %s", note)
+    for note in store.quarantine_invalid():  # the commit will be benchmarked again
+        state.problem(f"results store: {note}")
 
     todo, tips = _select_commits(store, opts, bench_repo, branches, pythons)
     for commit, missing in todo:
@@ -166,7 +170,8 @@ def _run(opts: Options, state: _Run, lock_fd: int, log_path: str) -> int:
 
     out = _publish(asv, publish_conf, opts, state, log_path)
     new_commits = {r.commit_hash for r in state.benchmarked}
-    regressions = read_regressions(out, new_commits)
+    compared = _compare_new_results(store, opts, bench_repo, state)
+    regressions = merge(compared, read_regressions(out, new_commits))
     header = (
         f"stardag nightly {state.stamp}, machine {opts.machine}: "
         f"{len(new_commits)} commit(s) benchmarked in this run, "
@@ -214,7 +219,9 @@ def _benchmark(asv, run_conf, store, staging, commit, python, env_type, is_tip, 
     with open(hashfile, "w") as f:
         f.write(commit + "\n")
     log.info("benchmarking %s with python %s", commit[:8], python)
-    code = asv.call(run_conf, "run", "--machine", opts.machine, "-E", f"{env_type}:{python}",
+    # --record-samples: asv compare then tests with Mann-Whitney U, not CIs.
+    code = asv.call(run_conf, "run", "--show-stderr", "--record-samples",
+                    "--machine", opts.machine, "-E", f"{env_type}:{python}",
                     f"HASHFILE:{hashfile}")
     try:
         # With no benchmarks.json yet, any discovery beats none; later only the
@@ -237,6 +244,33 @@ def _benchmark(asv, run_conf, store, staging, commit, python, env_type, is_tip, 
                       f"the commit did not build: {', '.join(failed[:10])}")
     else:
         log.info("%s python %s: recorded and committed", commit[:8], python)
+
+
+def _compare_new_results(store, opts, bench_repo, state):
+    """``asv compare`` of each new result against its nearest benchmarked ancestor."""
+    by_env = {(r.commit_hash, r.env_name): r for r in store.results(opts.machine)}
+    units = _units(store.path)
+    found = []
+    for new in state.benchmarked:
+        for parent in ancestors(bench_repo, new.commit_hash, limit=opts.max_commits * 10):
+            base = by_env.get((parent, new.env_name))
+            if base is not None:
+                graph = {"machine": opts.machine, "python": new.python}
+                found += compare_to_baseline(
+                    Results.load(new.path, opts.machine), Results.load(base.path, opts.machine),
+                    graph, units, opts.compare_factor,
+                )
+                break
+    return found
+
+
+def _units(results_dir: str) -> dict[str, str]:
+    try:
+        with open(os.path.join(results_dir, "benchmarks.json"), encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return {k: v.get("unit", "") for k, v in data.items() if isinstance(v, dict)}
 
 
 def _publish(asv, publish_conf, opts, state, log_path) -> str:

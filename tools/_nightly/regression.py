@@ -1,23 +1,37 @@
-"""The regression report, read from what ``asv publish`` computed.
+"""The regression report, from asv's own two ways of finding a slowdown.
 
-No statistics of our own: ``asv publish`` fits a piecewise-constant curve to
+No statistics of our own.
+
+1. ``asv compare`` (``_is_result_better``): each commit benchmarked tonight
+   against the nearest first-parent ancestor with a result in the same
+   environment. Slower means slower by more than ``factor`` AND different by
+   asv's test (Mann-Whitney U on the recorded samples, p < 0.002; else
+   non-overlapping 99% confidence intervals). This catches a slowdown the
+   night it lands.
+2. ``asv publish`` step detection: it fits a piecewise-constant curve to
 each benchmark's history (``asv.step_detect``) and writes to ``regressions.json``
 every upward step larger than both the fit's error and the relative threshold
 (``regressions_thresholds`` in asv.conf.json, 5% when unset). Each entry is
 ``[name, graph_path, graph_params, param_index, last_value, best_value, jumps]``
 with jumps ``[rev_before | None, rev_after, value_before, value_after]`` in
-revision numbers that ``index.json`` maps to commit hashes. This module turns
-that into lines a person reads in the morning, marking the steps whose first
-slow commit was benchmarked by this run as new.
+revision numbers that ``index.json`` maps to commit hashes. It needs a few
+points after a step, so it confirms a regression over the following nights
+and keeps it listed (site page, Atom feed) until it is fixed.
+
+A regression whose first slow commit was benchmarked tonight is "new".
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import os
 from dataclasses import asdict, dataclass
 
 from asv import util as asv_util
+from asv.commands.compare import _is_result_better
+from asv.results import Results
 
 
 @dataclass(frozen=True)
@@ -32,6 +46,7 @@ class Regression:
     value_after: float
     unit: str
     new: bool  # commit_after was benchmarked by this run
+    found_by: str  # "asv compare" or "asv step detection"
 
     @property
     def ratio(self) -> float:
@@ -48,7 +63,7 @@ class Regression:
         after = asv_util.human_value(self.value_after, self.unit)
         return (
             f"{self.benchmark} [{graph}]: {self.ratio:.2f}x slower "
-            f"({before} -> {after}, +{(self.ratio - 1) * 100:.0f}%) {where}"
+            f"({before} -> {after}, +{(self.ratio - 1) * 100:.0f}%) {where} ({self.found_by})"
         )
 
 
@@ -76,10 +91,58 @@ def read_regressions(site_dir: str, new_commits: set[str]) -> list[Regression]:
                     value_after=value_after,
                     unit=unit,
                     new=after in new_commits,
+                    found_by="asv step detection",
                 )
             )
-    found.sort(key=lambda r: (not r.new, -r.ratio, r.benchmark))
     return found
+
+
+def compare_to_baseline(new: Results, base: Results, graph: dict, units: dict,
+                        factor: float) -> list[Regression]:
+    """The benchmarks ``asv compare --factor`` marks worse from ``base`` to ``new``."""
+    found = []
+    for key in sorted(new.get_all_result_keys()):
+        if key not in base.get_all_result_keys():
+            continue
+        if new.benchmark_version.get(key) != base.benchmark_version.get(key):
+            continue  # the benchmark itself changed: not comparable (asv marks 'x')
+        params = new.get_result_params(key)
+        names = ([key] if not params else
+                 [f"{key}({', '.join(combo)})" for combo in itertools.product(*params)])
+        columns = [
+            r.get_result_value(key, params) for r in (base, new)
+        ] + [r.get_result_stats(key, params) for r in (base, new)] + [
+            r.get_result_samples(key, params) for r in (base, new)
+        ]
+        for name, v_base, v_new, st_base, st_new, sa_base, sa_new in zip(names, *columns):
+            if _missing(v_base) or _missing(v_new):
+                continue  # failures are reported as such, not as slowdowns
+            if _is_result_better(v_base, v_new, (st_base, sa_base), (st_new, sa_new), factor):
+                found.append(Regression(
+                    benchmark=name, graph=graph, commit_before=base.commit_hash,
+                    commit_after=new.commit_hash, value_before=v_base, value_after=v_new,
+                    unit=units.get(key, ""), new=True,
+                    found_by=f"asv compare --factor {factor:g}",
+                ))
+    return found
+
+
+def merge(compared: list[Regression], stepped: list[Regression]) -> list[Regression]:
+    """One row per (benchmark, graph, first slow commit), new ones first."""
+    rows: dict[tuple, Regression] = {}
+    for r in compared + stepped:
+        key = (r.benchmark, r.graph.get("machine"), r.graph.get("python"), r.commit_after)
+        if key in rows:
+            old = rows[key]
+            both = f"{old.found_by} + {r.found_by.replace('asv ', '')}"
+            rows[key] = Regression(**dict(asdict(old), new=old.new or r.new, found_by=both))
+        else:
+            rows[key] = r
+    return sorted(rows.values(), key=lambda r: (not r.new, -r.ratio, r.benchmark))
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _graph_params(graph_path: str) -> dict:

@@ -49,6 +49,8 @@ class ResultStore:
     def open(self) -> list[str]:
         """Create the repository if needed and repair what a killed run left.
 
+        Call ``quarantine_invalid`` next: unreadable files are a separate report.
+
         Safe only while holding the nightly lock: every ``*.lock`` under
         ``.git`` is then stale and removed.
         """
@@ -69,7 +71,6 @@ class ResultStore:
                 if name.endswith(_TMP_SUFFIX):
                     os.remove(os.path.join(root, name))
                     notes.append(f"removed partial copy {os.path.join(root, name)}")
-        notes += self.quarantine_invalid()
         if self.commit("recover results left uncommitted by an interrupted run"):
             notes.append("committed results left uncommitted by an interrupted run")
         return notes

@@ -1,0 +1,160 @@
+"""A tiny asv project in a temporary git repository, and a way to run the job on it.
+
+The project is one module, ``tinypkg.work()`` summing ``range(N)``, one timing
+benchmark, and its own asv.conf.json with the current interpreter only. Its
+"build" copies ``tinypkg.py`` into the virtualenv, so a commit builds in well
+under a second and a commit without ``tinypkg.py`` fails to build.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+NIGHTLY = ROOT / "tools" / "nightly.py"
+PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
+MACHINE = "testbox"
+BASE_N = 20_000
+
+_BENCH = '''\
+import os
+import time
+
+import tinypkg
+
+
+class TimeTiny:
+    rounds = 1
+    repeat = 10
+    # CPU time, not wall time: the test checks the job's logic and must not
+    # see other processes on a shared machine as a regression.
+    timer = time.process_time
+
+    def setup_cache(self):
+        # Lets a test stretch a run (for kill/concurrency tests) without
+        # touching the timed code: setup_cache runs once per commit.
+        time.sleep(float(os.environ.get("NIGHTLY_TEST_DELAY", "0")))
+        return 0  # asv passes a non-None value on to the benchmark
+
+    def time_work(self, _cache):
+        tinypkg.work()
+'''
+
+_INSTALL = (
+    "in-dir={env_dir} python -c \"import shutil, sysconfig; "
+    "shutil.copy(r'{build_dir}/tinypkg.py', sysconfig.get_paths()['purelib'])\""
+)
+_UNINSTALL = (
+    "return-code=any python -c \"import os, sysconfig; "
+    "p = os.path.join(sysconfig.get_paths()['purelib'], 'tinypkg.py'); "
+    "os.path.exists(p) and os.remove(p)\""
+)
+
+
+class TinyProject:
+    """The test repository plus the state directory the job uses for it."""
+
+    def __init__(self, root: Path, env_dir: Path | None = None) -> None:
+        self.root = root
+        self.repo = root / "proj"
+        self.state = root / "state"
+        self.home = root / "home"
+        self.home.mkdir()
+        self.repo.mkdir()
+        self.git("init", "--quiet", "-b", "main")
+        (self.repo / "benchmarks").mkdir()
+        (self.repo / "benchmarks" / "__init__.py").write_text("")
+        (self.repo / "benchmarks" / "bench_tiny.py").write_text(_BENCH)
+        (self.repo / ".gitignore").write_text(".asv/\n")
+        conf = {
+            "version": 1, "project": "tiny", "repo": ".", "branches": ["main"],
+            "environment_type": "virtualenv", "pythons": [PYTHON],
+            # Tests share one env_dir: the virtualenv is made once (~8 s), and
+            # asv re-clones its build checkout when the repository changes.
+            "benchmark_dir": "benchmarks", "env_dir": str(env_dir or ".asv/env"),
+            "results_dir": "asv-results", "html_dir": "html",
+            "build_command": [], "install_command": [_INSTALL],
+            "uninstall_command": [_UNINSTALL],
+            # A 4x slowdown must show, a few percent of run-to-run noise on a
+            # shared machine must not (see README "nightly": thresholds).
+            "regressions_thresholds": {".*": 0.25},
+        }
+        (self.repo / "asv.conf.json").write_text(json.dumps(conf, indent=1))
+
+    def git(self, *args: str, cwd: Path | None = None) -> str:
+        return subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            cwd=cwd or self.repo, check=True, capture_output=True, text=True,
+        ).stdout
+
+    def commit(self, message: str, n: int | None = BASE_N, raises: bool = False) -> str:
+        """Commit a tinypkg summing range(n); n=None deletes it (a broken build)."""
+        path = self.repo / "tinypkg.py"
+        if n is None:
+            path.unlink(missing_ok=True)
+        else:
+            body = "raise RuntimeError('broken on purpose')" if raises else "return sum(range(N))"
+            path.write_text(f"N = {n}\n\n\ndef work():\n    {body}\n")
+        self.git("add", "--all")
+        self.git("commit", "--quiet", "--allow-empty", "-m", message)
+        return self.git("rev-parse", "HEAD").strip()
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = dict(os.environ, HOME=str(self.home), **extra)
+        env.pop("PYTHONHASHSEED", None)
+        return env
+
+    def args(self, *extra: str, push: bool = False) -> list[str]:
+        return [sys.executable, str(NIGHTLY), "--repo", str(self.repo), "--state-dir",
+                str(self.state), "--machine", MACHINE, "--pythons", PYTHON,
+                *([] if push else ["--no-push"]), *extra]
+
+    def run(self, *extra: str, delay: float = 0.0, push: bool = False
+            ) -> subprocess.CompletedProcess:
+        return subprocess.run(self.args(*extra, push=push), env=self.env(NIGHTLY_TEST_DELAY=str(delay)),
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=300)
+
+    def start(self, *extra: str, delay: float = 0.0) -> subprocess.Popen:
+        return subprocess.Popen(self.args(*extra), env=self.env(NIGHTLY_TEST_DELAY=str(delay)),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    # -- what the job left behind ------------------------------------------
+    @property
+    def store(self) -> Path:
+        return self.state / "results"
+
+    @property
+    def site(self) -> Path:
+        return self.state / "site"
+
+    def store_commits(self) -> list[str]:
+        if not self.store.is_dir():
+            return []
+        proc = subprocess.run(["git", "log", "--format=%s"], cwd=self.store,
+                              capture_output=True, text=True)
+        return proc.stdout.splitlines()  # empty before the store's first commit
+
+    def stored_results(self) -> dict[str, dict]:
+        """Commit hash -> parsed result file, for every result of MACHINE."""
+        found = {}
+        for path in sorted((self.store / MACHINE).glob("*.json")):
+            if path.name == "machine.json":
+                continue
+            data = json.loads(path.read_text())
+            found[data["commit_hash"]] = data
+        return found
+
+    def summary(self) -> dict:
+        return json.loads((self.site / "nightly.json").read_text())
+
+
+def check_run(proc: subprocess.CompletedProcess, code: int = 0) -> str:
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == code, f"exit {proc.returncode}, wanted {code}:\n{out[-4000:]}"
+    return out
