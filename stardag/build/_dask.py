@@ -82,7 +82,15 @@ def _run_on_worker(root: str, data: bytes) -> tuple[int, Any] | None:
     if root != get_target_root():
         set_target_root(root)
     try:
-        kind, payload = _run_in_worker(pickle.loads(data))
+        task = pickle.loads(data)
+    except Exception as exc:
+        return FAILED, (TaskPicklingError(
+            f"the task cannot be rebuilt on the Dask worker on {socket.gethostname()!r} "
+            f"({type(exc).__name__}: {exc}); workers must be able to import the task's module and "
+            "have the driver's versions of the packages it uses"
+        ), traceback.format_exc())
+    try:
+        kind, payload = _run_in_worker(task)
     except BaseException as exc:  # SystemExit must fail the task, not the worker's thread
         kind, payload = FAILED, (exc, traceback.format_exc())
     if kind == OK and not payload:  # payload: dynamic dependencies found complete
@@ -175,6 +183,7 @@ class DaskExecutor(_Executor):
             )
         dask, distributed = _import_distributed()
         self._root = root
+        self._address = address
         self._killed_worker = distributed.KilledWorker
         self._futures: dict[str, tuple[Task, Any]] = {}
         self._prefix = uuid.uuid4().hex[:8]
@@ -183,8 +192,17 @@ class DaskExecutor(_Executor):
         self._client: Any = None
         try:
             self._client = self._connect(dask, distributed, address, n_workers)
-            n_threads = self._wait_for_threads(address)
-            _check_root(self._client, root)
+            self._address = self._client.scheduler.address
+            try:
+                n_threads = self._wait_for_threads()
+                _check_root(self._client, root)
+            except (StardagError, ImportError):
+                raise
+            except Exception as exc:
+                raise SchedulerUnreachableError(
+                    f"lost the Dask scheduler at {self._address!r} at build start "
+                    f"({type(exc).__name__}: {exc})"
+                ) from exc
         except BaseException:
             self._close()
             raise
@@ -206,15 +224,15 @@ class DaskExecutor(_Executor):
                 "('dask scheduler'), or pass no address to start a local cluster"
             ) from exc
 
-    def _wait_for_threads(self, address: str | None) -> int:
+    def _wait_for_threads(self) -> int:
         n_threads = sum(self._client.nthreads().values())
         if n_threads:
             return n_threads
         try:
             self._client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
-        except Exception as exc:
+        except TimeoutError as exc:
             raise SchedulerUnreachableError(
-                f"the Dask scheduler at {address or self._client.scheduler.address!r} has no workers "
+                f"the Dask scheduler at {self._address!r} has no workers "
                 f"after {CONNECT_TIMEOUT_S:g} s; start some ('dask worker ADDRESS') before building"
             ) from exc
         return sum(self._client.nthreads().values())
@@ -259,8 +277,9 @@ class DaskExecutor(_Executor):
             kind = FAILED
         else:
             kind, payload = FAILED, (WorkerDiedError(
-                f"Dask lost task {task!r} (future {status}); the scheduler or its connection may "
-                "have gone; outputs already written stay valid, and the next build resumes from them"
+                f"Dask lost task {task!r} (future {status}): the scheduler at {self._address!r} or "
+                "the connection to it may have gone; outputs already written stay valid, and the "
+                "next build resumes from them"
             ), "")
         future.release()
         self._post((self, task.task_id, kind, payload))

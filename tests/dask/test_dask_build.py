@@ -280,6 +280,73 @@ def test_an_unreachable_scheduler_fails_fast_naming_its_address(monkeypatch: pyt
     assert not tt.Leaf(value=1).complete()
 
 
+def test_a_scheduler_without_workers_fails_fast_naming_it(monkeypatch: pytest.MonkeyPatch, root: str) -> None:
+    monkeypatch.setattr(_dask, "CONNECT_TIMEOUT_S", 0.5)
+    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=None) as empty:
+        with pytest.raises(_dask.SchedulerUnreachableError, match="has no workers") as raised:
+            build_on(empty.scheduler_address, tt.Leaf(value=1))
+    assert repr(empty.scheduler_address) in str(raised.value)
+
+
+def test_a_task_module_the_workers_cannot_import_fails_the_task_saying_so(
+        address: str, root: str, fresh_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # On the driver's sys.path only: the workers started before it was added.
+    Path(fresh_dir, "driver_only_tasks.py").write_text(
+        "from stardag import AutoTask\n"
+        "class DriverOnly(AutoTask[int]):\n"
+        "    def run(self):\n"
+        "        self.output().save(1)\n"
+    )
+    monkeypatch.syspath_prepend(fresh_dir)
+    from driver_only_tasks import DriverOnly
+
+    summary = build_on(address, DriverOnly())
+    [failure] = summary.failures
+    assert isinstance(failure.error, TaskPicklingError)
+    assert "No module named 'driver_only_tasks'" in str(failure.error)
+    assert "import the task's module" in str(failure.error)
+
+
+def test_losing_the_scheduler_mid_build_fails_the_running_tasks_naming_it(fresh_dir: str, root: str) -> None:
+    import subprocess
+    import sys
+    import threading
+
+    from conftest import subprocess_env
+
+    info = os.path.join(fresh_dir, "scheduler.json")
+    common = ["--scheduler-file", info, "--no-dashboard"]
+    scheduler = subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--port", "0", *common],
+                                 env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen([sys.executable, "-m", "dask", "worker", "--nthreads", "2", "--no-nanny", *common],
+                              env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with distributed.Client(scheduler_file=info, timeout=60, set_as_default=False) as client:
+            client.wait_for_workers(1, timeout=60)
+            address = client.scheduler.address
+
+        def kill_once_started() -> None:
+            deadline = time.monotonic() + 60
+            while len(tt.read_runs(root, "start")) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            scheduler.kill()
+
+        killer = threading.Thread(target=kill_once_started, daemon=True)
+        killer.start()
+        leaves = tuple(tt.Leaf(value=i, sleep=30) for i in range(2))
+        start = time.monotonic()
+        summary = build_on(address, tt.Sum(deps=leaves), fail_mode=FailMode.CONTINUE)
+        assert time.monotonic() - start < 30, "the build waited for the tasks instead"
+    finally:
+        for process in (scheduler, worker):
+            process.kill()
+            process.wait()
+    assert (summary.n_failed, summary.n_upstream_failed) == (2, 1), summary
+    for failure in summary.failures:
+        assert isinstance(failure.error, WorkerDiedError)
+        assert "Dask lost task Leaf(" in str(failure.error) and repr(address) in str(failure.error)
+
+
 def test_an_in_memory_root_is_refused_before_connecting(memory_root: str) -> None:
     # The address is unreachable: reaching it would be a SchedulerUnreachableError.
     with pytest.raises(TargetError, match=memory_root) as raised:
