@@ -71,6 +71,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
                    help="asv compare factor for tonight's commits vs their benchmarked "
                         "ancestor: slower by more than this and statistically different "
                         "(default 1.5, see README 'nightly' for the noise measured)")
+    p.add_argument("--quiet", action="store_true",
+                   help="stderr gets warnings and errors only (the log keeps everything)")
     p.add_argument("--fail-on-regression", action="store_true",
                    help="exit 3 when this run found a new regression")
     a = p.parse_args(argv)
@@ -98,6 +100,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         compare_factor=a.compare_factor,
         fetch=not a.no_fetch,
         fail_on_regression=a.fail_on_regression,
+        quiet=a.quiet,
     )
 
 

@@ -12,7 +12,7 @@ import time
 from asv.results import Results
 
 import pytest
-from nightly_project import BASE_N, MACHINE, TinyProject, check_run
+from nightly_project import BASE_N, MACHINE, PYTHON, ROOT, TinyProject, check_run
 
 BENCH = "bench_tiny.TimeTiny.time_work"
 BUSY = "another nightly run holds"
@@ -240,3 +240,22 @@ def test_lock_holder_message_and_status_without_running_asv(project):
     # SIGKILLed holder: the kernel dropped the flock, nothing stale remains.
     out = check_run(project.run())
     assert BUSY not in out
+
+
+def test_cron_wrapper_with_env_file_is_silent_when_all_is_well(project, tmp_path):
+    commit = project.commit("c0")
+    env_file = tmp_path / "nightly.env"
+    env_file.write_text(
+        f'NIGHTLY_PYTHON="{sys.executable}"\n'
+        f'NIGHTLY_REPO="{project.repo}"\n'
+        f'NIGHTLY_JOB="{ROOT / "tools" / "nightly.py"}"\n'
+        f'NIGHTLY_ARGS="--machine {MACHINE} --pythons {PYTHON} --no-push --quiet"\n'
+        f'XDG_STATE_HOME="{tmp_path / "xdg"}"\n'
+    )
+    proc = subprocess.run([str(ROOT / "deploy" / "run-nightly.sh"), str(env_file)],
+                          env=project.env(), stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, timeout=300)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")  # cron mails nothing
+    project.state = tmp_path / "xdg" / "stardag-nightly"  # the default state dir
+    assert set(project.stored_results()) == {commit}
+    assert (project.site / "index.html").exists()

@@ -73,6 +73,7 @@ class Options:
     compare_factor: float = 1.5
     fetch: bool = True
     fail_on_regression: bool = False
+    quiet: bool = False
 
 
 @dataclass
@@ -93,7 +94,7 @@ def run(opts: Options) -> int:
     with RunLock(os.path.join(opts.state_dir, "nightly.lock")) as lock:
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         stamp = f"{stamp}-{os.getpid()}"
-        log_path = _open_log(opts.log_dir, stamp)
+        log_path = _open_log(opts.log_dir, stamp, opts.quiet)
         started = time.monotonic()
         state = _Run(stamp=stamp)
         try:
@@ -103,7 +104,7 @@ def run(opts: Options) -> int:
             code = EXIT_ERROR
         finally:
             _prune_logs(opts.log_dir, opts.keep_logs, keep=log_path)
-        log.info(
+        (log.info if code == EXIT_OK else log.warning)(
             "finished in %.0f s: %d result file(s) added, %d problem(s), exit status %d; log %s",
             time.monotonic() - started, len(state.benchmarked), len(state.problems), code, log_path,
         )
@@ -143,6 +144,7 @@ def _run(opts: Options, state: _Run, lock_fd: int, log_path: str) -> int:
         raise RuntimeError(f"'asv machine --yes --machine {opts.machine}' failed; see {log_path}")
 
     store = ResultStore(opts.results_dir, os.path.join(opts.state_dir, "quarantine"))
+    log.info("results store: %s (a git repository)", store.path)
     for note in store.open():
         log.warning("results store: %s", note)
     for note in store.quarantine_invalid():  # the commit will be benchmarked again
@@ -398,12 +400,14 @@ def _write_config(raw: dict, path: str, results_dir: str, opts: Options) -> str:
     return path
 
 
-def _open_log(log_dir: str, stamp: str) -> str:
+def _open_log(log_dir: str, stamp: str, quiet: bool) -> str:
     os.makedirs(log_dir, exist_ok=True)
     path = os.path.join(log_dir, f"nightly-{stamp}.log")
     log.setLevel(logging.INFO)
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
-    for handler in (logging.FileHandler(path, encoding="utf-8"), logging.StreamHandler()):
+    to_stderr = logging.StreamHandler()
+    to_stderr.setLevel(logging.WARNING if quiet else logging.INFO)
+    for handler in (logging.FileHandler(path, encoding="utf-8"), to_stderr):
         handler.setFormatter(fmt)
         log.addHandler(handler)
     log.propagate = False

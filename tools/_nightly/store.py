@@ -58,7 +58,6 @@ class ResultStore:
         if not os.path.isdir(os.path.join(self.path, ".git")):
             os.makedirs(self.path, exist_ok=True)
             git(self.path, "init", "--quiet")
-            notes.append(f"created results store {self.path}")
         for root, _dirs, files in os.walk(os.path.join(self.path, ".git")):
             for name in files:
                 if name.endswith(".lock"):

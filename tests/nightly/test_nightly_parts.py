@@ -1,0 +1,125 @@
+"""The nightly job's parts that need no asv run: deploy switch, logs, report parsing, units."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tools"))
+
+from _nightly import site  # noqa: E402
+from _nightly.job import _prune_logs  # noqa: E402
+from _nightly.lock import LockBusy, RunLock  # noqa: E402
+from _nightly.regression import format_report, read_regressions  # noqa: E402
+from nightly import _cpus  # noqa: E402
+
+
+def test_cpu_list_parsing():
+    assert _cpus("1") == {1}
+    assert _cpus("0,2-3") == {0, 2, 3}
+    with pytest.raises(argparse.ArgumentTypeError, match="bad cpu list 'x'"):
+        _cpus("x")
+
+
+def test_lock_is_exclusive_and_released_on_close(tmp_path):
+    path = str(tmp_path / "nightly.lock")
+    with RunLock(path):
+        with pytest.raises(LockBusy, match=rf"holds .*nightly.lock.*pid {os.getpid()}"):
+            with RunLock(path):
+                pass
+    with RunLock(path):  # released: a new holder gets it
+        pass
+
+
+def _version(deploy: Path, stamp: str, text: str) -> str:
+    path = site.new_version_dir(str(deploy), stamp)
+    os.makedirs(path, exist_ok=True)
+    Path(path, "index.html").write_text(text)
+    return path
+
+
+def test_deploy_dir_switches_by_symlink_and_keeps_one_previous(tmp_path):
+    deploy = tmp_path / "www" / "bench"
+    deploy.mkdir(parents=True)
+    (deploy / "index.html").write_text("hand made")  # a plain directory from before
+
+    site.switch_deploy_dir(str(deploy), _version(deploy, "v1", "one"))
+    assert deploy.is_symlink() and not os.path.isabs(os.readlink(deploy))
+    assert (deploy / "index.html").read_text() == "one"
+    kept = Path(site.versions_dir(str(deploy)))
+    assert (kept / "before-nightly" / "index.html").read_text() == "hand made"
+
+    for stamp in ("v2", "v3"):
+        site.switch_deploy_dir(str(deploy), _version(deploy, stamp, stamp))
+    assert (deploy / "index.html").read_text() == "v3"
+    assert len([p for p in kept.iterdir()]) == 2  # live one + one previous
+    assert not (tmp_path / "www" / "bench.nightly-link").exists()
+
+
+def test_logs_are_pruned_to_the_newest(tmp_path):
+    for i in range(5):
+        p = tmp_path / f"nightly-{i}.log"
+        p.write_text(str(i))
+        os.utime(p, (1000 + i, 1000 + i))
+    (tmp_path / "other.txt").write_text("not a log")
+    _prune_logs(str(tmp_path), 2, keep=str(tmp_path / "nightly-4.log"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "nightly-3.log", "nightly-4.log", "other.txt"]
+
+
+def test_report_reads_asv_regressions_with_commit_hashes(tmp_path):
+    h = {i: f"{i:x}" * 40 for i in range(1, 6)}
+    (tmp_path / "index.json").write_text(json.dumps({
+        "revision_to_hash": {str(i): h[i] for i in h},
+        "benchmarks": {"bench.T.time_x": {"unit": "seconds"}},
+    }))
+    graph = "graphs/branch-main/machine-m1/python-3.11/bench.T.time_x.json"
+    (tmp_path / "regressions.json").write_text(json.dumps({"regressions": [
+        ["bench.T.time_x(10)", graph, {}, 0, 3.0, 1.0, [[2, 4, 1.0, 3.0]]],
+        ["bench.T.time_x(20)", graph, {}, 1, 2.0, 1.0, [[None, 5, 1.0, 2.0]]],
+    ]}))
+    rows = read_regressions(str(tmp_path), new_commits={h[5]})
+    assert [(r.benchmark, r.commit_before, r.commit_after, r.new) for r in rows] == [
+        ("bench.T.time_x(10)", h[2], h[4], False),
+        ("bench.T.time_x(20)", None, h[5], True),
+    ]
+    assert rows[0].graph == {"branch": "main", "machine": "m1", "python": "3.11"}
+    text = format_report(rows, "header")
+    assert "3.00x slower (1.00s -> 3.00s, +200%)" in text
+    assert f"in commits {h[2][:8]}..{h[4][:8]}" in text and f"in commit {h[5][:8]}" in text
+    assert text.index("New regressions (1)") < text.index("Still open from earlier runs (1)")
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_systemd_units_verify(tmp_path):
+    """The shipped units are valid once their example paths and user exist."""
+    for name in ("stardag-nightly.service", "stardag-nightly.timer"):
+        text = (ROOT / "deploy" / name).read_text()
+        text = text.replace("/home/bench/stardag", str(ROOT))
+        text = text.replace("User=bench", "User=root").replace("Group=bench", "Group=root")
+        text = text.replace("/etc/stardag-nightly.env", str(tmp_path / "nightly.env"))
+        (tmp_path / name).write_text(text)
+    (tmp_path / "nightly.env").write_text((ROOT / "deploy" / "nightly.env.example").read_text())
+    proc = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", str(tmp_path / "stardag-nightly.service"),
+         str(tmp_path / "stardag-nightly.timer")],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "stardag-nightly" not in proc.stderr, proc.stderr  # no warnings about our units
+
+
+def test_crontab_line_runs_the_wrapper_with_an_env_file():
+    line = next(x for x in (ROOT / "deploy" / "crontab").read_text().splitlines()
+                if x and not x.startswith("#"))
+    fields = line.split()
+    assert len(fields) >= 7 and fields[5].endswith("deploy/run-nightly.sh")
+    assert os.access(ROOT / "deploy" / "run-nightly.sh", os.X_OK)
