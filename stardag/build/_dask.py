@@ -20,6 +20,7 @@ that at start by a file written on one side and read on the other.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import itertools
 import os
@@ -287,9 +288,10 @@ class DaskExecutor(_Executor):
     def _error(self, task: Task, future: Any) -> tuple[BaseException, str]:
         exc = future.exception()
         if isinstance(exc, self._killed_worker):
+            last = getattr(exc.last_worker, "address", exc.last_worker)
             error = WorkerDiedError(
                 f"the Dask worker running task {task!r} died, {exc.allowed_failures + 1} time(s) "
-                f"in a row (last worker {exc.last_worker.address}); a task that kills its worker "
+                f"in a row (last worker {last}); a task that kills its worker "
                 "(os._exit, a crash, running out of memory) is retried up to the scheduler's "
                 "'distributed.scheduler.allowed-failures'; outputs already written stay valid, and "
                 "the next build resumes from them"
@@ -311,7 +313,10 @@ class DaskExecutor(_Executor):
     def _close(self) -> None:
         client, cluster = self._client, self._cluster
         self._client = self._cluster = None
-        if client is not None:
-            client.close()
+        # Closing after a lost connection may raise too: the error that
+        # ended the build is the one to see.
+        with contextlib.suppress(Exception):
+            if client is not None:
+                client.close()
         if cluster is not None:
             cluster.close()
