@@ -213,7 +213,9 @@ class DaskExecutor(_Executor):
         if address is None:
             with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
                 self._cluster = distributed.LocalCluster(
-                    n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
+                    n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                    # no dashboard; its HTTP server on a free port, not 8787 (may be taken)
+                    scheduler_kwargs={"dashboard_address": ":0"},
                 )
             return distributed.Client(self._cluster, set_as_default=False)
         try:

@@ -39,7 +39,7 @@ def cluster() -> Iterator[Any]:
     # As the build's own LocalCluster: a task whose worker dies gets one retry.
     with dask.config.set({"distributed.scheduler.allowed-failures": _dask.ALLOWED_FAILURES}):
         local = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                         dashboard_address=None)
+                                         dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"})
     try:
         yield local
     finally:
