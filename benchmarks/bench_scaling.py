@@ -24,6 +24,9 @@ SHAPES = ["fan_in", "chain"]
 SIZES = [100, 1_000, 10_000, 100_000]
 STORAGES = ["memory", "file"]
 MAX_FILE_TASKS = 10_000
+# Sending a task to a worker pickles every task it depends on, transitively:
+# a chain costs O(n^2) (1,000 tasks ~10 s, 10,000 would take ~20 minutes).
+MAX_PROCESS_CHAIN = 1_000
 LARGE_DAG_TASKS = 50_000
 
 
@@ -38,7 +41,8 @@ def run_floor(dag: dags.Dag, root: str) -> float:
         return timeit.default_timer() - start
 
 
-def _check_storage(storage: str, n_tasks: int, config: configuration.Configuration | None) -> None:
+def _check_storage(storage: str, n_tasks: int, config: configuration.Configuration | None,
+                   shape: str = "") -> None:
     if storage == "memory" and config is not None and not config.in_process:
         raise NotImplementedError(
             f"{config.name} runs tasks in other processes: in-memory targets cannot be shared"
@@ -47,6 +51,11 @@ def _check_storage(storage: str, n_tasks: int, config: configuration.Configurati
         raise NotImplementedError(
             f"file targets stop at {MAX_FILE_TASKS} tasks (suite budget); "
             f"{n_tasks} tasks run with in-memory targets"
+        )
+    if config is not None and not config.in_process and shape == "chain" and n_tasks > MAX_PROCESS_CHAIN:
+        raise NotImplementedError(
+            f"{config.name} chains stop at {MAX_PROCESS_CHAIN} tasks: each task sent to a worker "
+            "carries its whole ancestry, so the cost grows with the square of the length"
         )
 
 
@@ -57,7 +66,7 @@ class LightScaling(BuildBenchmark):
     def setup(self, shape: str, n_tasks: int, storage: str, config: str) -> None:
         import_stardag()
         self.config = configuration.get(config)
-        _check_storage(storage, n_tasks, self.config)
+        _check_storage(storage, n_tasks, self.config, shape)
         self.builder = self.config.make_builder()
         self.dag = dags.light_family(shape, n_tasks, self.config.async_tasks)
         self.roots = RootPool(storage)

@@ -22,6 +22,7 @@ import hashlib
 import time
 
 try:
+    import stardag.build  # noqa: F401  loaded once by asv's benchmark server, not per benchmark
     from stardag import AutoTask, Task
 except ImportError:  # a commit without the library: nothing to define
     AutoTask = None

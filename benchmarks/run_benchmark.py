@@ -1,0 +1,165 @@
+"""Standalone runner: every scenario under every configuration, once over, in about a minute.
+
+    python -m benchmarks.run_benchmark [--output results.json] [--only io_tree,heavy_cpu]
+
+Prints a table (seconds, lower is better; the ideal makespan beside each time)
+and the light-task overhead per task beside its floor, then saves everything to
+``results.json``. Builds that take under a second run three times (median shown).
+The asv suite measures the same scenarios over git history and Python versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import timeit
+from pathlib import Path
+
+from benchmarks import configuration, dags
+from benchmarks.bench_scaling import run_floor
+from benchmarks.common import RootPool, build_checked, describe_target_root, import_stardag
+from benchmarks.scenario import SCENARIOS
+
+LIGHT_CASES = [("fan_in", 10_000, "memory"), ("chain", 10_000, "memory"),
+               ("fan_in", 10_000, "file"), ("chain", 10_000, "file")]
+
+
+def time_builds(config: configuration.Configuration, dag: dags.Dag, roots: RootPool) -> list[float]:
+    """Seconds of each build from a fresh root: 1 run, or 3 if the first took < 1 s."""
+    runs: list[float] = []
+    while len(runs) < (3 if runs and runs[0] < 1.0 else 1):
+        builder = config.make_builder()
+        start = timeit.default_timer()
+        build_checked(builder, dag, roots.fresh())
+        runs.append(timeit.default_timer() - start)
+    return runs
+
+
+def run_scenarios(names: list[str]) -> list[dict]:
+    rows = []
+    for name in names:
+        scenario = SCENARIOS[name]
+        for config in configuration.CONFIGURATIONS.values():
+            dag = scenario.make_dag(config.async_tasks)
+            roots = RootPool("file")
+            try:
+                runs = time_builds(config, dag, roots)
+            finally:
+                roots.clear()
+            ideal = scenario.ideal_seconds(config, dag)
+            median = statistics.median(runs)
+            rows.append({"scenario": name, "configuration": config.name, "n_tasks": dag.n_tasks,
+                         "seconds": runs, "median_s": median, "ideal_s": ideal,
+                         "efficiency": ideal / median})
+            print(f"  {name:<11} {config.name:<13} {median:8.3f} s   ideal {ideal:7.3f} s",
+                  flush=True)
+    return rows
+
+
+def run_light() -> list[dict]:
+    rows = []
+    for shape, n_tasks, storage in LIGHT_CASES:
+        for config in configuration.CONFIGURATIONS.values():
+            if storage == "memory" and not config.in_process:
+                continue
+            dag = dags.light_family(shape, n_tasks, config.async_tasks)
+            roots = RootPool(storage)
+            try:
+                floor = run_floor(dag, roots.fresh())
+                runs = time_builds(config, dag, roots)
+            finally:
+                roots.clear()
+            median = statistics.median(runs)
+            rows.append({"shape": shape, "n_tasks": n_tasks, "storage": storage,
+                         "configuration": config.name, "seconds": runs, "floor_s": floor,
+                         "overhead_us": (median - floor) / n_tasks * 1e6,
+                         "floor_us": floor / n_tasks * 1e6})
+            print(f"  {shape:<6} {n_tasks:>6} {storage:<6} {config.name:<13} "
+                  f"overhead {rows[-1]['overhead_us']:7.1f} us/task   floor {rows[-1]['floor_us']:6.1f}",
+                  flush=True)
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    names = configuration.NAMES
+    head = f"| {'scenario':<11} | tasks | " + " | ".join(f"{n:>20}" for n in names) + " |"
+    lines = [head, "|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|"]
+    for scenario in dict.fromkeys(r["scenario"] for r in rows):
+        cells = {r["configuration"]: r for r in rows if r["scenario"] == scenario}
+        n_tasks = next(iter(cells.values()))["n_tasks"]
+        text = [f"{cells[n]['median_s']:7.2f} (ideal {cells[n]['ideal_s']:5.2f})" if n in cells
+                else "" for n in names]
+        lines.append(f"| {scenario:<11} | {n_tasks:>5} | " + " | ".join(f"{t:>20}" for t in text) + " |")
+    return "\n".join(lines)
+
+
+def format_light(rows: list[dict]) -> str:
+    names = configuration.NAMES
+    head = f"| {'light DAG':<22} | {'floor':>6} | " + " | ".join(f"{n:>12}" for n in names) + " |"
+    lines = [head, "|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|"]
+    keys = dict.fromkeys((r["shape"], r["n_tasks"], r["storage"]) for r in rows)
+    for key in keys:
+        cells = {r["configuration"]: r for r in rows if (r["shape"], r["n_tasks"], r["storage"]) == key}
+        floor = next(iter(cells.values()))["floor_us"]
+        text = [f"{cells[n]['overhead_us']:9.1f}" if n in cells else "n/a" for n in names]
+        label = f"{key[0]} {key[1]} {key[2]}"
+        lines.append(f"| {label:<22} | {floor:6.1f} | " + " | ".join(f"{t:>12}" for t in text) + " |")
+    return "\n".join(lines)
+
+
+def _commit() -> str:
+    proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent)
+    return proc.stdout.strip() or "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", default="results.json", help="where to save the results")
+    parser.add_argument("--only", default="", help="comma-separated scenarios (default: all)")
+    args = parser.parse_args(argv)
+    try:
+        import_stardag()
+    except NotImplementedError as err:
+        print(f"run_benchmark: {err}; install it with `pip install -e .`", file=sys.stderr)
+        return 1
+    names = [n for n in args.only.split(",") if n] or list(SCENARIOS)
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        print(f"run_benchmark: unknown scenario {unknown[0]!r}; use {', '.join(SCENARIOS)}",
+              file=sys.stderr)
+        return 2
+
+    print(describe_target_root())
+    print(f"python {platform.python_version()}, {configuration.n_cores()} cores, "
+          f"{configuration.WORKERS} pool workers, commit {_commit()}", flush=True)
+    start = timeit.default_timer()
+    rows = run_scenarios(names)
+    light = run_light() if not args.only else []
+    total = timeit.default_timer() - start
+
+    print("\nBuild time in seconds, lower is better (ideal: zero-overhead schedule on the "
+          "configuration's workers and cores)")
+    print(format_table(rows))
+    if light:
+        print("\nLight tasks: build overhead in us per task (build time minus floor); "
+              "floor = run() + one write per task, no scheduler")
+        print(format_light(light))
+    print(f"\ntotal {total:.0f} s")
+
+    result = {"python": platform.python_version(), "cores": configuration.n_cores(),
+              "workers": configuration.WORKERS, "commit": _commit(),
+              "target_root": describe_target_root(), "total_s": total,
+              "scenarios": rows, "light": light}
+    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"saved {os.path.abspath(args.output)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
