@@ -1,9 +1,10 @@
-"""Fixtures for the stardag tests: fresh target roots and build configurations.
+"""Fixtures for the stardag tests: fresh target roots, and environments for subprocesses.
 
 Roots live on /dev/shm when it exists (file writes in /tmp are slow on the CI
 machines). pytest's default ``prepend`` import mode puts this directory on
 ``sys.path``, so ``tasks_for_tests`` is importable here, in worker processes
-and in subprocesses given ``TESTS_DIR`` on ``PYTHONPATH``.
+and in subprocesses given ``TESTS_DIR`` on ``PYTHONPATH``. ``tests/build`` needs
+the collection hook at the bottom: pytest skips directories named ``build``.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from typing import Iterator
 
 import pytest
 
-from stardag import target as target_module
-from stardag.target import ENV_TARGET_ROOT, clear_memory_root, set_target_root
+from stardag.target import ENV_TARGET_ROOT, clear_memory_root, target_root
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_DIR = TESTS_DIR.parent
@@ -48,12 +48,8 @@ def fresh_dir() -> Iterator[str]:
 def root(fresh_dir: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A fresh directory set as the target root in code (and nowhere else)."""
     monkeypatch.delenv(ENV_TARGET_ROOT, raising=False)
-    previous = target_module._root
-    set_target_root(fresh_dir)
-    try:
+    with target_root(fresh_dir):
         yield fresh_dir
-    finally:
-        target_module._root = previous
 
 
 @pytest.fixture
@@ -61,12 +57,10 @@ def memory_root(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A fresh in-memory target root set in code."""
     monkeypatch.delenv(ENV_TARGET_ROOT, raising=False)
     name = f"memory://{uuid.uuid4().hex}"
-    previous = target_module._root
-    set_target_root(name)
     try:
-        yield name
+        with target_root(name):
+            yield name
     finally:
-        target_module._root = previous
         clear_memory_root(name)
 
 
