@@ -30,6 +30,7 @@ from stardag.build import (
     build_sequential,
     build_sequential_aio,
 )
+from stardag.target import target_root
 
 
 def runner(mode: str, **kwargs: Any) -> HybridConcurrentTaskRunner:
@@ -321,24 +322,26 @@ _INTERRUPT_SCRIPT = textwrap.dedent('''
             return "process" if isinstance(task, tt.Leaf) else "thread"
         return mode
 
+    quick = [tt.Leaf(value=100 + i) for i in range(3)]  # done before the interrupt
     leaves = [tt.Leaf(value=i, sleep=3) for i in range(6)]
     sums = [tt.Sum(value=i, sleep=3) for i in range(6)]
-    top = tt.Sum(deps=tuple(leaves + sums))
+    top = tt.Sum(deps=tuple(quick + leaves + sums))
     build([top], task_runner=HybridConcurrentTaskRunner(
         execution_mode_selector=select, max_thread_workers=3, max_process_workers=3))
     print("the build was not interrupted")
 ''')
 
 
-def _wait_for_starts(root: str, n: int, proc: subprocess.Popen, timeout: float = 30) -> list[tuple]:
+def _wait_for_runs(root: str, n_done: int, n_started: int, proc: subprocess.Popen,
+                   timeout: float = 30) -> list[tuple]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         starts = tt.read_runs(root, "start")
-        if len(starts) >= n:
+        if len(tt.read_runs(root)) >= n_done and len(starts) >= n_started:
             return starts
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.02)
-    raise AssertionError(f"fewer than {n} tasks started in {timeout} s")
+    raise AssertionError(f"fewer than {n_done} tasks done or {n_started} started in {timeout} s")
 
 
 @pytest.mark.parametrize(("mode", "to_group"), [("thread", False), ("process", False), ("mixed", True)])
@@ -352,7 +355,7 @@ def test_ctrl_c_shuts_the_pools_down(mode: str, to_group: bool, fresh_dir: str) 
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
-        starts = _wait_for_starts(root, 6 if mode == "mixed" else 3, proc)
+        starts = _wait_for_runs(root, 3, 3 + (6 if mode == "mixed" else 3), proc)
         pids = {pid for _, _, pid, _ in starts}
         if mode == "mixed":
             assert proc.pid in pids and len(pids) > 1  # both pools are busy
@@ -371,16 +374,21 @@ def test_ctrl_c_shuts_the_pools_down(mode: str, to_group: bool, fresh_dir: str) 
 
     assert proc.returncode != 0 and "KeyboardInterrupt" in err, (proc.returncode, err)
     assert "not interrupted" not in out
-    deadline = time.monotonic() + 5
+    # Well under the sleepers' 3 s: a worker left running would still be alive here.
+    deadline = time.monotonic() + 1.5
     while time.monotonic() < deadline and any(_alive(p) for p in descendants):
         time.sleep(0.05)
     assert [p.pid for p in descendants if _alive(p)] == [], "orphan worker processes"
 
-    # Nothing finished (each task sleeps 3 s), so nothing counts as an output, and
-    # no temporary file was left behind.
-    files = [str(p.relative_to(root)) for p in Path(root).rglob("*") if p.is_file()]
-    assert files == [tt.RUNS_LOG], files
-    assert tt.read_runs(root) == []
+    # The quick tasks' outputs stay valid; the sleepers (3 s each) left nothing, not
+    # even a temporary file.
+    quick = [tt.Leaf(value=100 + i) for i in range(3)]
+    with target_root(root):
+        assert [leaf.load() for leaf in quick] == [100, 101, 102]
+        expected = sorted([tt.RUNS_LOG] + [os.path.relpath(leaf.output().path, root) for leaf in quick])
+    files = sorted(str(p.relative_to(root)) for p in Path(root).rglob("*") if p.is_file())
+    assert files == expected
+    assert sorted(task_id for _, task_id, _, _ in tt.read_runs(root)) == sorted(t.task_id for t in quick)
 
 
 def _alive(process: psutil.Process) -> bool:
