@@ -147,8 +147,11 @@ def _run(opts: Options, state: _Run, lock_fd: int, log_path: str) -> int:
     log.info("results store: %s (a git repository)", store.path)
     for note in store.open():
         log.warning("results store: %s", note)
-    for note in store.quarantine_invalid():  # the commit will be benchmarked again
+    quarantined = store.quarantine_invalid()  # their commits are benchmarked again
+    for note in quarantined:
         state.problem(f"results store: {note}")
+    if quarantined:
+        store.commit(f"quarantine {len(quarantined)} unreadable file(s)")
 
     todo, tips = _select_commits(store, opts, bench_repo, branches, pythons)
     for commit, missing in todo:
@@ -163,9 +166,6 @@ def _run(opts: Options, state: _Run, lock_fd: int, log_path: str) -> int:
         except GitError as exc:
             state.problem(f"results are committed locally but the push failed: {exc}")
 
-    for note in store.quarantine_invalid():
-        state.problem(f"results store: {note}")
-    store.commit("quarantine unreadable result files")
     if not _any_results(opts.results_dir):
         state.problem("no results stored yet, so there is no site to publish")
         return EXIT_FAILURES
