@@ -267,11 +267,22 @@ class Dies(AutoTask[int]):
         log_run(self)
 
 
+def _refuse_to_load() -> None:
+    raise RuntimeError("this object cannot be unpickled")
+
+
+class Unloadable:
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_refuse_to_load, ())
+
+
 class BadError(Exception):
-    """Pickles, but cannot be unpickled: ``__init__`` needs two arguments."""
+    """Pickles, but cannot be unpickled, however exceptions are reduced (tblib, which
+    distributed installs, pickles ``__init__``-less exceptions that plain pickle cannot)."""
 
     def __init__(self, a: Any, b: Any):
         super().__init__(f"{a}/{b}")
+        self.payload = Unloadable()
 
 
 class RaisesUnreadable(AutoTask[int]):
