@@ -12,6 +12,7 @@ depth crosses to a worker process without hitting the recursion limit.
 
 from __future__ import annotations
 
+import pickle
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
@@ -151,8 +152,12 @@ def _param_tasks(task: Task) -> list[Task]:
     return found
 
 
-def _flatten(root: Task) -> list[tuple[Any, ...]]:
-    """Records (class, fields with tasks as refs, fields_set, task_id), dependencies first."""
+def _flatten(root: Task, known: Any = ()) -> list[tuple[Any, ...]]:
+    """Records (class, fields with tasks as refs, fields_set, task_id), dependencies first.
+
+    A task whose id is in ``known`` (already sent to the receiver) becomes the
+    record ``(None, None, None, task_id)`` and is not walked.
+    """
     index: dict[str, int] = {}
     records: list[tuple[Any, ...]] = []
     stack: list[tuple[Task, bool]] = [(root, False)]
@@ -160,6 +165,10 @@ def _flatten(root: Task) -> list[tuple[Any, ...]]:
         task, expanded = stack.pop()
         task_id = task.task_id
         if task_id in index:
+            continue
+        if task_id in known:
+            index[task_id] = len(records)
+            records.append((None, None, None, task_id))
             continue
         if not expanded:
             stack.append((task, True))
@@ -175,9 +184,13 @@ def _flatten(root: Task) -> list[tuple[Any, ...]]:
     return records
 
 
-def _rebuild(records: list[tuple[Any, ...]]) -> Task:
+def _rebuild(records: list[tuple[Any, ...]], cache: dict[str, Task] | None = None) -> Task:
+    """The last record's task; ``cache`` resolves known records and learns the new ones."""
     built: list[Task] = []
     for cls, fields, fields_set, task_id in records:
+        if cls is None:
+            built.append(cache[task_id])  # type: ignore[index]
+            continue
         obj = cls.__new__(cls)
         values = {k: map_tasks(v, lambda r: built[r.n], _Ref) for k, v in fields.items()}
         obj.__setstate__(
@@ -189,7 +202,26 @@ def _rebuild(records: list[tuple[Any, ...]]) -> Task:
             }
         )
         built.append(obj)
+    if cache is not None:
+        cache.update((task.task_id, task) for task in built)
     return built[-1]
+
+
+def dumps_for(task: Task, known: set[str]) -> bytes:
+    """Pickle ``task`` for a receiver that already holds the tasks in ``known``; update it.
+
+    Sending each task of a graph to a worker this way costs O(graph) in all,
+    where pickling every task whole costs O(depth) each (quadratic on a chain).
+    """
+    records = _flatten(task, known)
+    data = pickle.dumps(records, pickle.HIGHEST_PROTOCOL)
+    known.update(record[3] for record in records)
+    return data
+
+
+def loads_into(data: bytes, cache: dict[str, Task]) -> Task:
+    """Unpickle what :func:`dumps_for` made, resolving and extending ``cache``."""
+    return _rebuild(pickle.loads(data), cache)
 
 
 _output_types: dict[type, Any] = {}

@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 from ..errors import TaskPicklingError, WorkerDiedError
 from ..target import get_target_root, set_target_root
-from ..task import Task, flatten_tasks
+from ..task import Task, dumps_for, flatten_tasks, loads_into
 
 __all__ = [
     "AsyncExecutor",
@@ -186,6 +186,7 @@ def _worker_main(conn: Any, inherited_fds: list[int]) -> None:
             os.close(fd)
         except OSError:
             pass
+    cache: dict[str, Task] = {}  # every task received so far: the parent sends only new ones
     while True:
         try:
             root, data = conn.recv()
@@ -193,22 +194,33 @@ def _worker_main(conn: Any, inherited_fds: list[int]) -> None:
             return
         if root != get_target_root():
             set_target_root(root)
+        reset = False
+        task: Any = None
         try:
-            task = pickle.loads(data)
-            outcome = _run_in_worker(task)
+            task = loads_into(data, cache)
         except Exception as exc:
-            outcome = FAILED, (exc, traceback.format_exc())
+            cache.clear()
+            reset = True
+            outcome = FAILED, (TaskPicklingError(
+                f"a task could not be loaded in its worker process: {exc}; make its class importable"
+            ), traceback.format_exc())
+        else:
+            try:
+                outcome = _run_in_worker(task)
+            except Exception as exc:
+                outcome = FAILED, (exc, traceback.format_exc())
         try:
-            message = pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL)
+            message = pickle.dumps((*outcome, reset), pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # an unpicklable exception: send its text instead
             kind, payload = outcome
             if kind == FAILED:
                 error, text = payload
-                message = pickle.dumps((FAILED, (RuntimeError(f"{type(error).__name__}: {error}"), text)))
+                outcome = FAILED, (RuntimeError(f"{type(error).__name__}: {error}"), text)
             else:
-                message = pickle.dumps((FAILED, (TaskPicklingError(
+                outcome = FAILED, (TaskPicklingError(
                     f"the outcome of task {task!r} cannot be sent back from its worker process: {exc}"
-                ), traceback.format_exc())))
+                ), traceback.format_exc())
+            message = pickle.dumps((*outcome, reset))
         conn.send_bytes(message)
 
 
@@ -235,12 +247,13 @@ def _run_in_worker(task: Task) -> tuple[int, Any]:
 
 
 class _Worker:
-    __slots__ = ("process", "conn", "task")
+    __slots__ = ("process", "conn", "task", "known")
 
     def __init__(self, process: Any, conn: Any):
         self.process = process
         self.conn = conn
         self.task: Task | None = None
+        self.known: set[str] = set()  # ids of the tasks this worker holds
 
 
 class ProcessExecutor(_Executor):
@@ -280,9 +293,11 @@ class ProcessExecutor(_Executor):
 
     def submit(self, task: Task, resume: Any) -> None:
         self.n_running += 1
+        worker = self._idle.pop() if self._idle else self._spawn()
         try:
-            data = pickle.dumps(task, pickle.HIGHEST_PROTOCOL)
+            data = dumps_for(task, worker.known)
         except Exception as exc:
+            self._idle.append(worker)
             error = TaskPicklingError(
                 f"task {task!r} cannot be sent to a worker process: {exc}; make its class importable "
                 "and its parameters picklable, or run it in 'thread' mode"
@@ -290,7 +305,6 @@ class ProcessExecutor(_Executor):
             error.__cause__ = exc
             self._post((self, task.task_id, FAILED, (error, traceback.format_exc())))
             return
-        worker = self._idle.pop() if self._idle else self._spawn()
         worker.task = task
         worker.conn.send((get_target_root(), data))
 
@@ -304,7 +318,9 @@ class ProcessExecutor(_Executor):
         worker.task = None
         self._idle.append(worker)
         try:
-            kind, payload = pickle.loads(message)
+            kind, payload, reset = pickle.loads(message)
+            if reset:
+                worker.known.clear()
         except Exception as exc:
             kind, payload = FAILED, (TaskPicklingError(
                 f"the outcome of task {task!r} cannot be read back from its worker process: {exc}"
