@@ -236,6 +236,19 @@ def test_dynamic_dependency_shared_with_a_static_one_runs_once(config: Config, r
     assert summary.n_succeeded == summary.n_discovered == 1 + 1 + 2 + 1 + 2
 
 
+def test_dynamic_dependencies_shared_by_two_tasks_run_once(config: Config, root: str) -> None:
+    """
+    top ── dyn(n=3) ··> leaf 0, leaf 1, leaf 2 ··> Sum(leaf -1, leaf -2)
+     └──── dyn(n=2) ··> leaf 0, leaf 1         ··> the same Sum
+    """
+    f = config.family
+    top = f.Sum(deps=(f.Dynamic(n=3), f.Dynamic(n=2)))
+    summary = config.build([top])
+    assert summary.status is BuildStatus.SUCCESS, summary.failures
+    assert summary.n_succeeded == summary.n_discovered == 1 + 2 + 3 + 1 + 2
+    assert set(collections.Counter(done_ids(root)).values()) == {1}
+
+
 # -- failures ----------------------------------------------------------------
 
 

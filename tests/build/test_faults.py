@@ -398,6 +398,27 @@ def _alive(process: psutil.Process) -> bool:
         return False
 
 
+def test_cancelling_build_aio_stops_the_process_pool(root: str) -> None:
+    """What Ctrl-C does to an application's own event loop: the build task is cancelled."""
+    sleepers = [tt.Leaf(value=i, sleep=3) for i in range(4)]
+
+    async def main() -> None:
+        build_task = asyncio.ensure_future(build_aio(sleepers, task_runner=runner("process", max_process_workers=2)))
+        deadline = time.monotonic() + 30
+        while len(tt.read_runs(root, "start")) < 2:
+            assert time.monotonic() < deadline and not build_task.done()
+            await asyncio.sleep(0.02)
+        build_task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await build_task
+
+    asyncio.run(main())
+    assert worker_processes() == []
+    # Not waited for (each sleeps 3 s), and their workers were stopped before they could save.
+    time.sleep(0.2)
+    assert not any(leaf.complete() for leaf in sleepers)
+
+
 # -- runner settings and entry points -----------------------------------------
 
 
