@@ -13,7 +13,7 @@ depth crosses to a worker process without hitting the recursion limit.
 from __future__ import annotations
 
 import pickle
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Mapping, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
@@ -44,6 +44,14 @@ class Task(BaseModel):
         self.__pydantic_private__["_task_id"] = make_task_id(
             cls.task_namespace, cls.__name__, cls.task_version, params
         )
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Any:
+        """A copy; with ``update``, a new task: validated, with its own id and output."""
+        copied = super().model_copy(update=update, deep=deep)
+        if update:
+            # pydantic copies private attributes (the id, the cached output) as they were.
+            copied = type(self)(**copied.__dict__)
+        return copied
 
     @property
     def task_id(self) -> str:
