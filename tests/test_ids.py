@@ -216,3 +216,16 @@ def test_ids_survive_pickling_and_the_process_boundary() -> None:
     assert clone.named["one"] is clone.dep  # shared sub-tasks stay shared
     # Recomputed from scratch, not just carried over.
     assert type(clone)(**clone.__dict__).task_id == task.task_id
+
+
+def test_model_copy_with_changed_parameters_gets_the_new_id(root: str) -> None:
+    leaf = tt.Leaf(value=1)
+    leaf.output()  # caches the target of value=1
+    changed = leaf.model_copy(update={"value": 2})
+    assert changed.value == 2
+    assert changed.task_id == tt.Leaf(value=2).task_id != leaf.task_id
+    assert changed.output().path == tt.Leaf(value=2).output().path != leaf.output().path
+    assert leaf.model_copy().task_id == leaf.task_id
+    assert leaf.model_copy(deep=True) == leaf
+    with pytest.raises(Exception, match="value"):  # updates are validated like parameters
+        leaf.model_copy(update={"value": "not a number"})
