@@ -62,6 +62,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
     p.add_argument("--no-fetch", action="store_true", help="benchmark the checkout as it is")
     p.add_argument("--max-commits", type=int, default=20,
                    help="backlog bound: only the newest N commits of each branch (default 20)")
+    p.add_argument("--max-hours", type=float,
+                   help="start no new commit after this many hours; the rest waits a night")
     p.add_argument("--cpu-affinity", type=_cpus, help="pin the job and benchmarks, e.g. 1 or 2-3")
     p.add_argument("--threads", type=int, default=1,
                    help="value for OMP/OPENBLAS/MKL/NUMEXPR/VECLIB thread variables (default 1)")
@@ -93,6 +95,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         push=not a.no_push,
         pythons=[v.strip() for v in a.pythons.split(",") if v.strip()] if a.pythons else None,
         max_commits=a.max_commits,
+        max_hours=a.max_hours,
         keep_logs=a.keep_logs,
         cpu_affinity=a.cpu_affinity,
         threads=a.threads,

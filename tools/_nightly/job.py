@@ -2,7 +2,7 @@
 
 Order of work, each step safe to interrupt at any point:
 lock -> log -> noise control -> interpreters -> update checkout -> asv machine
--> repair results store -> for each new commit (oldest first) and Python:
+-> repair results store -> for each new commit (newest first) and Python:
 ``asv run`` into an empty staging dir, move the finished files into the store,
 git commit -> ``asv publish`` into a new directory -> regression report beside
 index.html -> switch the deploy symlink (or commit gh-pages) -> prune logs.
@@ -66,6 +66,7 @@ class Options:
     push: bool = True
     pythons: list[str] | None = None
     max_commits: int = 20
+    max_hours: float | None = None
     keep_logs: int = 30
     cpu_affinity: set[int] | None = None
     threads: int = 1
@@ -154,7 +155,12 @@ def _run(opts: Options, state: _Run, lock_fd: int, log_path: str) -> int:
         store.commit(f"quarantine {len(quarantined)} unreadable file(s)")
 
     todo, tips = _select_commits(store, opts, bench_repo, branches, pythons)
-    for commit, missing in todo:
+    deadline = None if opts.max_hours is None else time.monotonic() + opts.max_hours * 3600
+    for i, (commit, missing) in enumerate(todo):
+        if deadline is not None and time.monotonic() > deadline:
+            log.warning("time budget of %g h used up: %d commit(s) left for the next run",
+                        opts.max_hours, len(todo) - i)
+            break
         for python in missing:
             _benchmark(asv, run_conf, store, staging, commit, python, env_type,
                        commit in tips, opts, state)
@@ -193,14 +199,18 @@ def _run(opts: Options, state: _Run, lock_fd: int, log_path: str) -> int:
 
 
 def _select_commits(store, opts, bench_repo, branches, pythons):
-    """Commits of the newest ``max_commits`` per branch lacking a result, oldest first."""
+    """Commits of the newest ``max_commits`` per branch lacking a result, newest first.
+
+    Newest first: the morning site shows the branch tip even when the time
+    budget ends the run before older gaps are filled.
+    """
     done = {(r.commit_hash, r.python) for r in store.results(opts.machine)}
     todo: dict[str, list[str]] = {}
     tips = set()
     for branch in branches:
         commits = first_parent_commits(bench_repo, branch, opts.max_commits)
         tips.update(commits[:1])
-        for commit in reversed(commits):
+        for commit in commits:
             missing = [p for p in pythons if (commit, p) not in done]
             if missing:
                 todo.setdefault(commit, missing)
@@ -227,7 +237,7 @@ def _benchmark(asv, run_conf, store, staging, commit, python, env_type, is_tip, 
                     f"HASHFILE:{hashfile}")
     try:
         # With no benchmarks.json yet, any discovery beats none; later only the
-        # branch tip's list is taken, so a gap commit cannot hide newer benchmarks.
+        # branch tip's list is taken, so an older commit cannot hide newer benchmarks.
         first = not os.path.exists(os.path.join(store.path, "benchmarks.json"))
         stored = store.install(staging, opts.machine, with_benchmarks_json=is_tip or first)
     except ValueError as exc:
