@@ -174,3 +174,15 @@ def test_a_deep_chain_builds(how: str, deep_chain: tt.Chain, memory_root: str) -
     assert summary.status is BuildStatus.SUCCESS, summary.failures
     assert summary.n_discovered == summary.n_succeeded == DEPTH
     assert deep_chain.load() == DEPTH - 1
+
+
+def test_a_long_chain_builds_on_the_process_pool(root: str) -> None:
+    """Each task reaches its worker with the links below it: no recursion, nothing lost."""
+    from stardag.build import DefaultExecutionModeSelector
+
+    top = tt.chain(10_000)
+    runner = HybridConcurrentTaskRunner(
+        execution_mode_selector=DefaultExecutionModeSelector(sync_run_default="process"), max_process_workers=2)
+    summary = build([top], task_runner=runner)
+    assert summary.status is BuildStatus.SUCCESS, summary.failures
+    assert summary.n_succeeded == 10_000 and top.load() == 9_999

@@ -261,14 +261,18 @@ def test_an_exception_that_cannot_be_pickled_is_sent_as_text(root: str) -> None:
                                           ("mid-save", "exited with code 9")])
 def test_a_killed_worker_fails_its_task_and_the_next_build_resumes(how: str, says: str, root: str) -> None:
     """
-    top ── Dies (kills its worker the first time)
-     ├──── leaf 1
-     └──── leaf 2
+    top ── Dies (kills its worker the first time) ── base
+     ├──── sum 1 ── base
+     └──── sum 2 ── base
+
+    One worker: base and Dies go to it first, so the sums run on its replacement,
+    which must be sent base again (a new worker holds no tasks).
     """
-    dies = tt.Dies(how=how)
-    leaves = (tt.Leaf(value=1), tt.Leaf(value=2))
-    top = tt.Sum(deps=(dies, *leaves))
-    one_worker = runner("process", max_process_workers=1)  # the leaves need a replacement worker
+    base = tt.Leaf(value=10)
+    dies = tt.Dies(how=how, deps=(base,))
+    sums = (tt.Sum(deps=(base,), value=1), tt.Sum(deps=(base,), value=2))
+    top = tt.Sum(deps=(dies, *sums))
+    one_worker = runner("process", max_process_workers=1)
 
     first = build([top], task_runner=one_worker, fail_mode=FailMode.CONTINUE)
 
@@ -277,8 +281,8 @@ def test_a_killed_worker_fails_its_task_and_the_next_build_resumes(how: str, say
     assert failure.task_id == dies.task_id
     assert isinstance(failure.error, WorkerDiedError)
     assert says in str(failure.error) and f"Dies(how='{how}'" in str(failure.error)
-    assert (first.n_succeeded, first.n_upstream_failed) == (2, 1)
-    assert [leaf.output().load() for leaf in leaves] == [1, 2]
+    assert (first.n_succeeded, first.n_upstream_failed) == (3, 1)
+    assert [s.output().load() for s in sums] == [11, 12]
     assert not dies.complete() and not top.complete()
     if how == "mid-save":  # the temporary file was written, the rename never happened
         stray = [p.name for p in Path(dies.output().path).parent.iterdir()]
@@ -288,10 +292,10 @@ def test_a_killed_worker_fails_its_task_and_the_next_build_resumes(how: str, say
     Path(root, f"allow-{dies.task_id}").touch()
     second = build([top], task_runner=one_worker)
     assert second.status is BuildStatus.SUCCESS, second.failures
-    assert (second.n_previously_complete, second.n_succeeded) == (2, 2)
-    assert top.output().load() == 42 + 1 + 2
+    assert (second.n_previously_complete, second.n_succeeded) == (3, 2)  # base, sums; Dies, top
+    assert top.output().load() == 42 + 11 + 12
     runs = [task_id for _, task_id, _, _ in tt.read_runs(root)]
-    assert sorted(runs) == sorted([leaves[0].task_id, leaves[1].task_id, dies.task_id, top.task_id])
+    assert sorted(runs) == sorted(t.task_id for t in (base, *sums, dies, top))
     assert_no_workers_left()
 
 
