@@ -1,11 +1,14 @@
 """How the build's own cost grows: light tasks (``sum(range(100))``) from 100 to 100,000.
 
-``LightScaling.time_build``: one build from a fresh root (seconds).
 ``LightScaling.track_overhead_us``: (build time - floor) / tasks, in microseconds,
 where the floor is the same tasks' ``run()`` called in order, in one loop, on
-the same storage: the work plus one write each, with no scheduler.
+the same storage, just before the build: the work plus one write each, with no
+scheduler. A flat line over ``n_tasks`` means the build scales linearly.
 ``LightFloor.track_floor_us``: that floor per task, shown beside the overhead.
 ``LargeDagMemory.peakmem_build``: peak RSS of creating and building a large DAG.
+
+There is no ``time_`` here: seconds are n_tasks x (overhead + floor), and a
+second build per case would not fit the suite's 5-minute budget.
 
 Storage ``memory`` (``memory://`` targets) isolates the scheduler; ``file`` writes
 under the benchmark target root (tmpfs by default). The process pool cannot use
@@ -18,7 +21,15 @@ from __future__ import annotations
 import timeit
 
 from benchmarks import configuration, dags
-from benchmarks.common import BuildBenchmark, RootPool, build_checked, import_stardag
+from benchmarks.common import (
+    SMOKE,
+    SMOKE_MAX_TASKS,
+    BuildBenchmark,
+    RootPool,
+    build_checked,
+    check_size,
+    import_stardag,
+)
 
 SHAPES = ["fan_in", "chain"]
 SIZES = [100, 1_000, 10_000, 100_000]
@@ -27,7 +38,7 @@ MAX_FILE_TASKS = 10_000
 # Sending a task to a worker pickles every task it depends on, transitively:
 # a chain costs O(n^2) (1,000 tasks ~10 s, 10,000 would take ~20 minutes).
 MAX_PROCESS_CHAIN = 1_000
-LARGE_DAG_TASKS = 50_000
+LARGE_DAG_TASKS = SMOKE_MAX_TASKS if SMOKE else 20_000
 
 
 def run_floor(dag: dags.Dag, root: str) -> float:
@@ -43,6 +54,7 @@ def run_floor(dag: dags.Dag, root: str) -> float:
 
 def _check_storage(storage: str, n_tasks: int, config: configuration.Configuration | None,
                    shape: str = "") -> None:
+    check_size(n_tasks)
     if storage == "memory" and config is not None and not config.in_process:
         raise NotImplementedError(
             f"{config.name} runs tasks in other processes: in-memory targets cannot be shared"
@@ -70,9 +82,6 @@ class LightScaling(BuildBenchmark):
         self.builder = self.config.make_builder()
         self.dag = dags.light_family(shape, n_tasks, self.config.async_tasks)
         self.roots = RootPool(storage)
-
-    def time_build(self, shape: str, n_tasks: int, storage: str, config: str) -> None:
-        build_checked(self.builder, self.dag, self.roots.fresh())
 
     def track_overhead_us(self, shape: str, n_tasks: int, storage: str, config: str) -> float:
         floor = run_floor(self.dag, self.roots.fresh())
@@ -103,7 +112,7 @@ class LightFloor(BuildBenchmark):
 
 
 class LargeDagMemory(BuildBenchmark):
-    """Peak memory of a 50,000-task fan-in of light tasks, created and built.
+    """Peak memory of a 20,000-task fan-in of light tasks, created and built.
 
     asv measures the benchmark process only: the process pool's workers, and
     what they allocate, are not counted.

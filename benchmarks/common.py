@@ -25,6 +25,20 @@ from typing import Any
 ROOT_VAR = "STARDAG_BENCH_ROOT"
 _TMPFS = "/dev/shm"
 
+# A smoke run checks the plumbing (asv, every benchmark, every configuration)
+# in seconds: work per task x0.01 and DAGs over 100 tasks skipped. Its
+# numbers mean nothing; the tests use it on a temporary clone.
+SMOKE_VAR = "STARDAG_BENCH_SMOKE"
+SMOKE = os.environ.get(SMOKE_VAR, "") not in ("", "0")
+WORK_SCALE = 0.01 if SMOKE else 1.0
+SMOKE_MAX_TASKS = 100
+
+
+def check_size(n_tasks: int) -> None:
+    """Skip (NotImplementedError) a DAG too large for a smoke run."""
+    if SMOKE and n_tasks > SMOKE_MAX_TASKS:
+        raise NotImplementedError(f"smoke run (${SMOKE_VAR}): DAGs over {SMOKE_MAX_TASKS} tasks skip")
+
 
 def base_root() -> tuple[str, str]:
     """The directory file targets go under, and why it was chosen."""
@@ -40,7 +54,8 @@ def base_root() -> tuple[str, str]:
 
 def describe_target_root() -> str:
     path, why = base_root()
-    return f"benchmark target root: {path} ({why})"
+    smoke = f"; SMOKE RUN (${SMOKE_VAR}): tiny work, numbers mean nothing" if SMOKE else ""
+    return f"benchmark target root: {path} ({why}){smoke}"
 
 
 class BuildError(RuntimeError):

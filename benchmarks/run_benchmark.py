@@ -29,7 +29,7 @@ LIGHT_CASES = [("fan_in", 10_000, "memory"), ("chain", 10_000, "memory"),
                ("fan_in", 10_000, "file"), ("chain", 10_000, "file")]
 
 
-def time_builds(config: configuration.Configuration, dag: dags.Dag, roots: RootPool) -> list[float]:
+def measure_builds(config: configuration.Configuration, dag: dags.Dag, roots: RootPool) -> list[float]:
     """Seconds of each build from a fresh root: 1 run, or 3 if the first took < 1 s."""
     runs: list[float] = []
     while len(runs) < (3 if runs and runs[0] < 1.0 else 1):
@@ -48,7 +48,7 @@ def run_scenarios(names: list[str]) -> list[dict]:
             dag = scenario.make_dag(config.async_tasks)
             roots = RootPool("file")
             try:
-                runs = time_builds(config, dag, roots)
+                runs = measure_builds(config, dag, roots)
             finally:
                 roots.clear()
             ideal = scenario.ideal_seconds(config, dag)
@@ -71,7 +71,7 @@ def run_light() -> list[dict]:
             roots = RootPool(storage)
             try:
                 floor = run_floor(dag, roots.fresh())
-                runs = time_builds(config, dag, roots)
+                runs = measure_builds(config, dag, roots)
             finally:
                 roots.clear()
             median = statistics.median(runs)

@@ -21,15 +21,18 @@ import asyncio
 import hashlib
 import time
 
+from benchmarks.common import WORK_SCALE
+
 try:
     import stardag.build  # noqa: F401  loaded once by asv's benchmark server, not per benchmark
     from stardag import AutoTask, Task
 except ImportError:  # a commit without the library: nothing to define
     AutoTask = None
 
-CPU_ITERATIONS = 100_000
-HEAVY_ITERATIONS = 5_000_000
-IO_SECONDS = 0.1
+# WORK_SCALE is 1 except in a smoke run (benchmarks/common.py).
+CPU_ITERATIONS = int(100_000 * WORK_SCALE)
+HEAVY_ITERATIONS = int(5_000_000 * WORK_SCALE)
+IO_SECONDS = 0.1 * WORK_SCALE
 
 
 def sha256_chain(iterations: int) -> str:

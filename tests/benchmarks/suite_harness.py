@@ -1,0 +1,77 @@
+"""Call every benchmark of the asv suite directly, as asv would, and report each outcome as JSON.
+
+    python tests/benchmarks/suite_harness.py REPO [--twice]
+
+For every class in ``benchmarks/bench_*.py``, every benchmark method and every
+combination of ``params``: ``setup``, the method, (with ``--twice``: the method
+again, without a new ``setup``, as asv's timeit loop may), ``teardown``.
+Prints one JSON list of {"name", "params", "outcome": "ok"|"skipped"|"error",
+"detail"}. Run it in a subprocess: the environment (``STARDAG_BENCH_SMOKE``,
+a blocked stardag import) must be set before the suite is imported.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import itertools
+import json
+import pkgutil
+import sys
+import traceback
+
+PREFIXES = ("time_", "track_", "peakmem_", "mem_", "timeraw_")
+
+
+def benchmarks(package: str = "benchmarks"):
+    """(qualified name, class, method name) for every benchmark, as asv discovers them."""
+    pkg = importlib.import_module(package)
+    for info in pkgutil.iter_modules(pkg.__path__, f"{package}."):
+        module = importlib.import_module(info.name)  # every module must import
+        if not info.name.rsplit(".", 1)[1].startswith("bench_"):
+            continue
+        for cls_name, cls in sorted(vars(module).items()):
+            if not inspect.isclass(cls) or cls.__module__ != module.__name__ or cls_name.startswith("_"):
+                continue
+            for attr in sorted(dir(cls)):
+                if attr.startswith(PREFIXES) and callable(getattr(cls, attr)):
+                    short = info.name.split(".", 1)[1]
+                    yield f"{short}.{cls_name}.{attr}", cls, attr
+
+
+def run_all(twice: bool) -> list[dict]:
+    outcomes = []
+    for name, cls, attr in benchmarks():
+        params = getattr(cls, "params", [])
+        combos = list(itertools.product(*params)) if params else [()]
+        for combo in combos:
+            bench = cls()
+            entry = {"name": name, "params": list(combo), "outcome": "ok", "detail": ""}
+            try:
+                if hasattr(bench, "setup"):
+                    bench.setup(*combo)
+            except NotImplementedError as err:
+                entry.update(outcome="skipped", detail=str(err))
+                outcomes.append(entry)
+                continue
+            except Exception:
+                entry.update(outcome="error", detail=traceback.format_exc())
+                outcomes.append(entry)
+                continue
+            try:
+                for _ in range(2 if twice else 1):
+                    value = getattr(bench, attr)(*combo)
+                    if attr.startswith("track_"):
+                        entry["detail"] = value
+            except Exception:
+                entry.update(outcome="error", detail=traceback.format_exc())
+            finally:
+                if hasattr(bench, "teardown"):
+                    bench.teardown(*combo)
+            outcomes.append(entry)
+    return outcomes
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, sys.argv[1])
+    print(json.dumps(run_all(twice="--twice" in sys.argv)))
