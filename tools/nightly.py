@@ -53,7 +53,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
     p.add_argument("--log-dir", help="one log per run (default: STATE/logs)")
     p.add_argument("--keep-logs", type=int, default=30, help="logs kept (default 30)")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--deploy-dir", help="symlink swapped to each new site (default: STATE/site)")
+    where.add_argument("--deploy-dir",
+                       help="symlink swapped to each new site (default: STATE/site)")
     where.add_argument("--gh-pages", action="store_true",
                        help="commit the site to the checkout's gh-pages branch instead")
     p.add_argument("--gh-pages-branch", default="gh-pages")
@@ -89,7 +90,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
         state_dir=state,
         results_dir=os.path.abspath(a.results_dir or os.path.join(state, "results")),
         log_dir=os.path.abspath(a.log_dir or os.path.join(state, "logs")),
-        deploy_dir=None if a.gh_pages else os.path.abspath(a.deploy_dir or os.path.join(state, "site")),
+        deploy_dir=(None if a.gh_pages
+                    else os.path.abspath(a.deploy_dir or os.path.join(state, "site"))),
         gh_pages=a.gh_pages,
         gh_pages_branch=a.gh_pages_branch,
         push=not a.no_push,

@@ -115,7 +115,8 @@ class TinyProject:
 
     def run(self, *extra: str, delay: float = 0.0, push: bool = False
             ) -> subprocess.CompletedProcess:
-        return subprocess.run(self.args(*extra, push=push), env=self.env(NIGHTLY_TEST_DELAY=str(delay)),
+        return subprocess.run(self.args(*extra, push=push),
+                              env=self.env(NIGHTLY_TEST_DELAY=str(delay)),
                               stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               timeout=300)
 

@@ -175,7 +175,8 @@ def test_regression_report_flags_the_slowed_commit_and_nothing_else(project):
     out = check_run(project.run("--fail-on-regression"), code=3)
     report = (project.site / "regressions.txt").read_text()
     rows = json.loads((project.site / "nightly-regressions.json").read_text())["regressions"]
-    assert [(r["benchmark"], r["commit_after"], r["new"]) for r in rows] == [(BENCH, slow, True)], report
+    flagged = [(r["benchmark"], r["commit_after"], r["new"]) for r in rows]
+    assert flagged == [(BENCH, slow, True)], report
     assert 2.5 < rows[0]["ratio"] < 6, rows
     assert f"..{slow[:8]}" in report and "slower" in report
     assert "New regressions (1)" in out  # also in the log / stderr
@@ -222,7 +223,8 @@ def test_lock_holder_message_and_status_without_running_asv(project):
         [sys.executable, "-c",
          "import fcntl, os, sys, time\n"
          f"fd = os.open({str(project.state / 'nightly.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
-         "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'pid 4242 since then'); print('held', flush=True)\n"
+         "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'pid 4242 since then')\n"
+         "print('held', flush=True)\n"
          "time.sleep(60)\n"],
         stdout=subprocess.PIPE, text=True)
     try:

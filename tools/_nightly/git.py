@@ -82,7 +82,9 @@ def first_parent_commits(repo: str, branch: str, limit: int) -> list[str]:
     First parents are the commits asv draws for a branch (``rev-list --first-parent``).
     """
     if not git(repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False):
-        raise GitError(f"branch {branch!r} not found in {repo!r}; check 'branches' in asv.conf.json")
+        raise GitError(
+            f"branch {branch!r} not found in {repo!r}; check 'branches' in asv.conf.json"
+        )
     out = git(repo, "rev-list", "--first-parent", f"--max-count={limit}", branch, "--")
     return out.split()
 

@@ -426,7 +426,8 @@ def _open_log(log_dir: str, stamp: str, quiet: bool) -> str:
 
 def _prune_logs(log_dir: str, keep_n: int, keep: str) -> None:
     logs = sorted(
-        (e for e in os.scandir(log_dir) if e.name.startswith("nightly-") and e.name.endswith(".log")),
+        (e for e in os.scandir(log_dir)
+         if e.name.startswith("nightly-") and e.name.endswith(".log")),
         key=lambda e: e.stat().st_mtime,
         reverse=True,
     )
