@@ -57,10 +57,11 @@ def test_deploy_dir_switches_by_symlink_and_keeps_one_previous(tmp_path):
     kept = Path(site.versions_dir(str(deploy)))
     assert (kept / "before-nightly" / "index.html").read_text() == "hand made"
 
+    _version(deploy, "v2-killed", "half written")  # a publish that never switched
     for stamp in ("v2", "v3"):
         site.switch_deploy_dir(str(deploy), _version(deploy, stamp, stamp))
     assert (deploy / "index.html").read_text() == "v3"
-    assert len([p for p in kept.iterdir()]) == 2  # live one + one previous
+    assert sorted(p.name for p in kept.iterdir()) == ["v2", "v3"]  # live + previous
     assert not (tmp_path / "www" / "bench.nightly-link").exists()
 
 

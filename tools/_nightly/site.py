@@ -20,8 +20,6 @@ import tempfile
 
 from _nightly.git import git
 
-_KEEP_PREVIOUS = 1  # versions kept besides the live one, for rollback
-
 
 def versions_dir(deploy_dir: str) -> str:
     """Where the versions behind the ``deploy_dir`` symlink live."""
@@ -42,29 +40,24 @@ def new_version_dir(deploy_dir: str, stamp: str) -> str:
 def switch_deploy_dir(deploy_dir: str, version: str) -> str:
     """Point ``deploy_dir`` at ``version`` atomically; prune old versions."""
     deploy_dir = os.path.abspath(deploy_dir)
-    if os.path.isdir(deploy_dir) and not os.path.islink(deploy_dir):
+    keep = {os.path.basename(version)}
+    if os.path.islink(deploy_dir):
+        keep.add(os.path.basename(os.readlink(deploy_dir)))  # the previous, for rollback
+    elif os.path.isdir(deploy_dir):
         # A plain directory from before the job managed it: keep it as a version.
         os.replace(deploy_dir, os.path.join(versions_dir(deploy_dir), "before-nightly"))
+        keep.add("before-nightly")
     target = os.path.relpath(version, os.path.dirname(deploy_dir))
     tmp_link = f"{deploy_dir}.nightly-link"
     if os.path.lexists(tmp_link):
         os.remove(tmp_link)
     os.symlink(target, tmp_link)
     os.replace(tmp_link, deploy_dir)
-    _prune_versions(deploy_dir, keep={os.path.basename(version)})
+    # Older versions and any left half-written by a killed publish go.
+    for entry in os.scandir(versions_dir(deploy_dir)):
+        if entry.name not in keep:
+            shutil.rmtree(entry.path, ignore_errors=True)
     return f"deployed {deploy_dir} -> {target}"
-
-
-def _prune_versions(deploy_dir: str, keep: set[str]) -> None:
-    """Delete old versions, keeping ``keep`` and the newest _KEEP_PREVIOUS others."""
-    entries = sorted(
-        (e for e in os.scandir(versions_dir(deploy_dir))
-         if e.is_dir(follow_symlinks=False) and e.name not in keep),
-        key=lambda e: e.stat(follow_symlinks=False).st_mtime,
-        reverse=True,
-    )
-    for entry in entries[_KEEP_PREVIOUS:]:
-        shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def commit_gh_pages(repo: str, site: str, branch: str, message: str, push: bool) -> str:
