@@ -8,11 +8,13 @@ import signal
 import subprocess
 import sys
 import time
-
-from asv.results import Results
+from pathlib import Path
 
 import pytest
-from nightly_project import BASE_N, MACHINE, PYTHON, ROOT, TinyProject, check_run
+from asv.results import Results
+
+sys.path.insert(0, str(Path(__file__).parent))  # also under --import-mode=importlib
+from nightly_project import BASE_N, MACHINE, PYTHON, ROOT, TinyProject, check_run  # noqa: E402
 
 BENCH = "bench_tiny.TimeTiny.time_work"
 BUSY = "another nightly run holds"
