@@ -261,3 +261,15 @@ def test_cron_wrapper_with_env_file_is_silent_when_all_is_well(project, tmp_path
     project.state = tmp_path / "xdg" / "stardag-nightly"  # the default state dir
     assert set(project.stored_results()) == {commit}
     assert (project.site / "index.html").exists()
+
+
+def test_a_missing_python_is_reported_and_the_others_run(project):
+    commit = project.commit("c0")
+    args = project.args()
+    args[args.index("--pythons") + 1] = f"{PYTHON},3.99"
+    proc = subprocess.run(args, env=project.env(), stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=300)
+    out = check_run(proc, code=1)
+    assert "python 3.99 not found" in out and "python3.99: MISSING" in out
+    assert set(project.stored_results()) == {commit}
+    assert (project.site / "index.html").exists()
