@@ -9,8 +9,10 @@ A plain success returns ``None``, so the future's result type alone tells the
 driver; other outcomes are fetched. Tasks with ``run_aio`` never come here:
 they run on the driver's event loop.
 
-The Client runs its own event loop in a thread (distributed's synchronous mode),
-so outcomes reach the driver through the inbox's thread-safe post. With no
+The Client runs its own event loop in a thread (distributed's synchronous mode).
+One thread of ours takes finished futures from ``as_completed`` and posts their
+outcomes to the driver's inbox; it ends with the build, as does the Client's
+thread, so no thread outlives the build (a later process pool can still fork). With no
 scheduler address, the build starts a ``LocalCluster`` and closes it after.
 Workers must see the driver's target root at the same path: the executor checks
 that at start by a file written on one side and read on the other.
@@ -26,6 +28,7 @@ import itertools
 import os
 import pickle
 import socket
+import threading
 import traceback
 import uuid
 from typing import Any, Callable
@@ -191,6 +194,10 @@ class DaskExecutor(_Executor):
         self._counter = itertools.count()
         self._cluster: Any = None
         self._client: Any = None
+        self._done: Any = None
+        self._more = threading.Event()
+        self._stopping = False
+        self._waiter: threading.Thread | None = None
         try:
             self._client = self._connect(dask, distributed, address, n_workers)
             self._address = self._client.scheduler.address
@@ -208,6 +215,9 @@ class DaskExecutor(_Executor):
             self._close()
             raise
         self.capacity = TASKS_PER_THREAD * n_threads
+        self._done = distributed.as_completed(loop=self._client.loop)
+        self._waiter = threading.Thread(target=self._wait, name="stardag-dask-outcomes", daemon=True)
+        self._waiter.start()
 
     def _connect(self, dask: Any, distributed: Any, address: str | None, n_workers: int | None) -> Any:
         if address is None:
@@ -257,10 +267,22 @@ class DaskExecutor(_Executor):
         key = f"{type(task).__name__}-{task.task_id[:16]}-{self._prefix}{next(self._counter)}"
         future = self._client.submit(_run_on_worker, self._root, data, key=key, pure=False)
         self._futures[key] = (task, future)
-        future.add_done_callback(self._on_done)
+        self._done.add(future)
+        self._more.set()
+
+    def _wait(self) -> None:
+        """Our thread: post the outcome of each future as it finishes, until shutdown."""
+        while not self._stopping:
+            # The iteration ends when no future is left; the event, set after
+            # each add, says when to look again (set before the clear is fine:
+            # the iteration that follows sees the future).
+            for future in self._done:
+                self._on_done(future)
+            self._more.wait()
+            self._more.clear()
 
     def _on_done(self, future: Any) -> None:
-        """In Dask's callback thread: turn a finished future into an outcome."""
+        """Turn a finished future into an outcome for the driver."""
         entry = self._futures.pop(future.key, None)
         if entry is None:  # cancelled at shutdown
             return
@@ -310,6 +332,10 @@ class DaskExecutor(_Executor):
                 self._client.cancel(futures, force=True)
             except Exception:  # the connection may be what failed
                 pass
+        self._stopping = True
+        self._more.set()
+        if self._waiter is not None:
+            self._waiter.join(timeout=5)
         self._close()
 
     def _close(self) -> None:
