@@ -151,7 +151,11 @@ class Driver:
     def _is_complete(self, task: Task) -> bool:
         if type(task) not in self._checked:
             self._check_class(task)
-        if task.complete():
+        try:
+            complete = task.complete()
+        except Exception as exc:
+            raise TaskDefinitionError(f"complete() of task {task!r} failed: {exc}") from exc
+        if complete:
             self.complete_ids.add(task.task_id)
             return True
         return False

@@ -474,3 +474,18 @@ def test_sync_build_inside_a_running_loop_says_to_use_the_aio_one(entry: Any, fi
 
     asyncio.run(main())
     assert not leaf.complete()
+
+
+class _CompleteRaises(Task):
+    """complete() breaks: discovery must say which task."""
+
+    def run(self) -> None:
+        pass
+
+    def complete(self) -> bool:
+        raise OSError("target store unreachable")
+
+
+def test_a_complete_check_that_raises_names_the_task():
+    with pytest.raises(TaskDefinitionError, match=r"complete\(\) of task _CompleteRaises\(\).*unreachable"):
+        build_sequential([_CompleteRaises()])
