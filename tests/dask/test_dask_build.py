@@ -159,6 +159,23 @@ def test_run_aio_tasks_run_on_the_driver_and_sync_tasks_on_the_workers(cluster: 
     assert {sync_leaf.load()["pid"], sync_top.load()["pid"]} <= worker_pids(cluster)
 
 
+def test_no_thread_outlives_the_build(address: str, root: str) -> None:
+    """A thread left behind would make a later process pool give up fork for forkserver."""
+    import threading
+
+    def new_threads() -> list[str]:
+        # Dask-Offload: the pool the module's LocalCluster, hosted in this process,
+        # may start for its own messages; a process that only builds has none.
+        return [t.name for t in set(threading.enumerate()) - before if not t.name.startswith("Dask-Offload")]
+
+    before = set(threading.enumerate())
+    assert build_on(address, tt.Sum(deps=(tt.Leaf(value=1),))).n_succeeded == 2
+    deadline = time.monotonic() + 5
+    while new_threads() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert new_threads() == []
+
+
 # -- failures ------------------------------------------------------------------
 
 
