@@ -9,7 +9,6 @@ slots it is the critical path.
 
 from __future__ import annotations
 
-import functools
 import heapq
 import time
 from typing import Sequence
@@ -48,9 +47,12 @@ def ideal_makespan(deps: Sequence[Sequence[int]], unit: float, slots: int) -> fl
     return ideal_steps(deps, slots) * unit
 
 
-@functools.lru_cache(maxsize=None)
 def seconds_per_sha256() -> float:
-    """One SHA-256 round of the CPU workloads on this machine (best of 3 x 100k)."""
+    """One SHA-256 round of the CPU workloads on this machine, now (best of 3 x 100k).
+
+    Measured afresh each time (~70 ms): on a shared machine the speed of a
+    core drifts with the load, and the ideal should use the speed at hand.
+    """
     from benchmarks.tasks import CPU_ITERATIONS, sha256_chain
 
     best = float("inf")
