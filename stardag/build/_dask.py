@@ -22,6 +22,8 @@ that at start by a file written on one side and read on the other.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import importlib.util
 import itertools
@@ -110,6 +112,22 @@ def _run_on_worker(root: str, data: bytes) -> tuple[int, Any] | None:
                 f"the dynamic dependencies of task {payload[0]!r} cannot be sent back from a Dask worker: {exc}"
             ), traceback.format_exc())
     return kind, payload
+
+
+def _probe_scheduler(address: str) -> None:
+    """Connect to the scheduler once and hang up; raise OSError when it cannot be reached.
+
+    A Client that fails to connect leaves its event-loop thread running; this
+    probe runs on a loop of its own, in a thread that ends with it.
+    """
+    from distributed.comm import connect
+
+    async def probe() -> None:
+        comm = await connect(address, timeout=CONNECT_TIMEOUT_S)
+        await comm.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="stardag-dask-probe") as pool:
+        pool.submit(asyncio.run, probe()).result()
 
 
 def _probe_root(probe: str, token: str) -> tuple[bool, str]:
@@ -221,7 +239,9 @@ class DaskExecutor(_Executor):
 
     def _connect(self, dask: Any, distributed: Any, address: str | None, n_workers: int | None) -> Any:
         if address is None:
-            with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
+            with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
+                                  # queued tasks go to a worker only when it has a free thread
+                                  "distributed.scheduler.worker-saturation": 1.0}):
                 self._cluster = distributed.LocalCluster(
                     n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
                     # no dashboard; its HTTP server on a free port, not 8787 (may be taken)
@@ -229,6 +249,7 @@ class DaskExecutor(_Executor):
                 )
             return distributed.Client(self._cluster, set_as_default=False)
         try:
+            _probe_scheduler(address)
             return distributed.Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
         except Exception as exc:
             raise SchedulerUnreachableError(
@@ -262,9 +283,12 @@ class DaskExecutor(_Executor):
             error.__cause__ = exc
             self._post((self, task.task_id, FAILED, (error, traceback.format_exc())))
             return
-        # Named by class for Dask's dashboard; unique per submission, as a task
-        # that yielded dynamic dependencies is submitted again.
-        key = f"{type(task).__name__}-{task.task_id[:16]}-{self._prefix}{next(self._counter)}"
+        # One key group ("stardag"), so that once the build has more tasks in
+        # flight than twice Dask's threads, Dask queues them on the scheduler
+        # ("root-ish" tasks) instead of on the workers: a worker that dies then
+        # takes only the tasks it was running, not those queued behind them.
+        # Unique per submission: a task that yielded dynamic dependencies comes back.
+        key = f"stardag-{self._prefix}{next(self._counter)}-{type(task).__name__}-{task.task_id[:16]}"
         future = self._client.submit(_run_on_worker, self._root, data, key=key, pure=False)
         self._futures[key] = (task, future)
         self._done.add(future)

@@ -1,8 +1,11 @@
 """The ``dask`` configuration on a LocalCluster of 2 worker processes.
 
 One cluster serves the whole module (starting one costs seconds); each build
-connects to it by address, as a build on a real cluster would. One test lets
-the build start and close a LocalCluster of its own.
+connects to it by address, as a build on a real cluster would. The cluster
+lives in a child process: a Dask scheduler hosted here would leave a thread
+behind (Dask's offload pool), and later tests' process pools would give up fork.
+For the same reason a build that starts a LocalCluster of its own runs in a
+subprocess.
 """
 
 from __future__ import annotations
@@ -32,24 +35,51 @@ from stardag.errors import TargetError, TaskPicklingError, WorkerDiedError  # no
 from stardag.target import target_root  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Any]:
-    import dask
+_CLUSTER_SCRIPT = """
+import json, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # the tests close it
+sys.path[:0] = json.loads(sys.argv[1])  # the workers (spawned) import the test tasks
+import dask, distributed
+# As the build's own LocalCluster: a task whose worker dies gets one retry, and
+# queued tasks reach a worker only when it has a free thread.
+with dask.config.set({"distributed.scheduler.allowed-failures": int(sys.argv[2]),
+                      "distributed.scheduler.worker-saturation": 1.0}):
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"})
+print(cluster.scheduler_address, flush=True)
+sys.stdin.read()  # until the tests close the pipe, or die
+cluster.close()
+"""
 
-    # As the build's own LocalCluster: a task whose worker dies gets one retry.
-    with dask.config.set({"distributed.scheduler.allowed-failures": _dask.ALLOWED_FAILURES}):
-        local = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                         dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"})
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[str]:
+    """The address of a LocalCluster of 2 worker processes, in a child process."""
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", _CLUSTER_SCRIPT, json.dumps(sys.path),
+                             str(_dask.ALLOWED_FAILURES)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
     try:
-        yield local
+        scheduler = proc.stdout.readline().strip()
+        assert scheduler.startswith("tcp://"), "the LocalCluster did not start"
+        yield scheduler
     finally:
-        local.close()
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.fixture
-def address(cluster: Any) -> str:
-    cluster.wait_for_workers(2, timeout=60)  # after a test that killed workers
-    return cluster.scheduler_address
+def address(cluster: str) -> str:
+    with distributed.Client(cluster, set_as_default=False) as client:
+        client.wait_for_workers(2, timeout=60)  # after a test that killed workers
+    return cluster
 
 
 def dask_runner(address: str | None, **kwargs: Any) -> HybridConcurrentTaskRunner:
@@ -64,8 +94,8 @@ def build_on(address: str | None, tasks: Any, fail_mode: FailMode = FailMode.FAI
     return build(tasks, task_runner=dask_runner(address, **kwargs), fail_mode=fail_mode)
 
 
-def worker_pids(cluster: Any) -> set[int]:
-    with distributed.Client(cluster.scheduler_address, set_as_default=False) as client:
+def worker_pids(address: str) -> set[int]:
+    with distributed.Client(address, set_as_default=False) as client:
         return set(client.run(os.getpid).values())
 
 
@@ -90,7 +120,7 @@ def tree() -> tuple[dt.Where, list[dt.Where]]:
     return level[0], every
 
 
-def test_the_15_task_tree_runs_on_the_workers(cluster: Any, address: str, root: str) -> None:
+def test_the_15_task_tree_runs_on_the_workers(address: str, root: str) -> None:
     top, every = tree()
     summary = build_on(address, [top])
     assert summary.status is BuildStatus.SUCCESS, summary.failures
@@ -98,7 +128,7 @@ def test_the_15_task_tree_runs_on_the_workers(cluster: Any, address: str, root: 
     assert top.load()["inputs"] == [12, 13]
     assert every[8].load()["inputs"] == [0, 1]
     pids = {task.load()["pid"] for task in every}
-    assert os.getpid() not in pids and pids <= worker_pids(cluster)
+    assert os.getpid() not in pids and pids <= worker_pids(address)
     assert not list(Path(root).glob(".stardag-probe-*")), "the root check must clean up"
 
 
@@ -110,12 +140,12 @@ def test_the_flat_33_task_fan_in(address: str, root: str) -> None:
     assert top.load()["inputs"] == list(range(32))
 
 
-def test_the_heavy_4_plus_1_dag_uses_both_workers(cluster: Any, address: str, root: str) -> None:
+def test_the_heavy_4_plus_1_dag_uses_both_workers(address: str, root: str) -> None:
     leaves = tuple(dt.Where(index=i, iterations=20_000, sleep=0.3) for i in range(4))
     top = dt.Where(index=4, deps=leaves, iterations=20_000)
     summary = build_on(address, top)
     assert (summary.status, summary.n_succeeded) == (BuildStatus.SUCCESS, 5), summary.failures
-    assert {leaf.load()["pid"] for leaf in leaves} == worker_pids(cluster)
+    assert {leaf.load()["pid"] for leaf in leaves} == worker_pids(address)
 
 
 def test_the_second_build_skips_what_the_first_built(address: str, root: str) -> None:
@@ -148,7 +178,7 @@ def test_dynamic_dependencies_already_complete_count_as_previously_complete(addr
     assert_counts_add_up(summary)
 
 
-def test_run_aio_tasks_run_on_the_driver_and_sync_tasks_on_the_workers(cluster: Any, address: str,
+def test_run_aio_tasks_run_on_the_driver_and_sync_tasks_on_the_workers(address: str,
                                                                      root: str) -> None:
     sync_leaf = dt.Where(index=1)
     async_mid = dt.AsyncWhere(index=2, deps=(sync_leaf,))
@@ -156,7 +186,7 @@ def test_run_aio_tasks_run_on_the_driver_and_sync_tasks_on_the_workers(cluster: 
     summary = build_on(address, sync_top)
     assert summary.status is BuildStatus.SUCCESS, summary.failures
     assert async_mid.load()["pid"] == os.getpid()
-    assert {sync_leaf.load()["pid"], sync_top.load()["pid"]} <= worker_pids(cluster)
+    assert {sync_leaf.load()["pid"], sync_top.load()["pid"]} <= worker_pids(address)
 
 
 def test_no_thread_outlives_the_build(address: str, root: str) -> None:
@@ -164,9 +194,7 @@ def test_no_thread_outlives_the_build(address: str, root: str) -> None:
     import threading
 
     def new_threads() -> list[str]:
-        # Dask-Offload: the pool the module's LocalCluster, hosted in this process,
-        # may start for its own messages; a process that only builds has none.
-        return [t.name for t in set(threading.enumerate()) - before if not t.name.startswith("Dask-Offload")]
+        return [t.name for t in set(threading.enumerate()) - before]
 
     before = set(threading.enumerate())
     assert build_on(address, tt.Sum(deps=(tt.Leaf(value=1),))).n_succeeded == 2
@@ -215,12 +243,12 @@ def test_an_exception_that_cannot_be_unpickled_is_sent_as_text(address: str, roo
     assert "BadError: 1/2" in str(failure.error) and "raise BadError" in failure.traceback
 
 
-def test_system_exit_in_a_task_fails_the_task_not_the_worker(cluster: Any, address: str, root: str) -> None:
-    before = worker_pids(cluster)
+def test_system_exit_in_a_task_fails_the_task_not_the_worker(address: str, root: str) -> None:
+    before = worker_pids(address)
     summary = build_on(address, dt.ExitsTask())
     [failure] = summary.failures
     assert isinstance(failure.error, SystemExit)
-    assert worker_pids(cluster) == before
+    assert worker_pids(address) == before
 
 
 def test_an_unpicklable_task_fails_naming_it(address: str, root: str) -> None:
@@ -260,6 +288,15 @@ def test_a_worker_killed_mid_task_fails_that_task_and_the_next_build_resumes(add
     assert top.load() == 42 + 1 + 2
 
 
+def test_a_task_that_kills_its_workers_fails_alone(address: str, root: str) -> None:
+    """Tasks queued behind it are not on the dying workers: Dask queues them on the scheduler."""
+    dies = tt.Dies(how="exit")
+    leaves = tuple(tt.Leaf(value=i, sleep=0.1) for i in range(8))
+    summary = build_on(address, [dies, *leaves], fail_mode=FailMode.CONTINUE)
+    assert [f.task_id for f in summary.failures] == [dies.task_id]
+    assert summary.n_succeeded == 8
+
+
 def test_a_worker_killed_once_is_retried_by_dask(address: str, root: str) -> None:
     task = dt.DiesOnce(index=1)
     summary = build_on(address, task)
@@ -271,16 +308,73 @@ def test_a_worker_killed_once_is_retried_by_dask(address: str, root: str) -> Non
 # -- the build's own cluster, and errors at start ---------------------------------
 
 
-def test_without_an_address_the_build_starts_a_local_cluster_and_closes_it(cluster: Any, root: str) -> None:
+_OWN_CLUSTER_SCRIPT = """
+import json, sys
+import psutil
+import dask_tasks_for_tests as dt
+from stardag.build import DefaultExecutionModeSelector, HybridConcurrentTaskRunner, build
+from stardag.target import set_target_root
+
+if __name__ == "__main__":  # the LocalCluster's workers are spawned: they import this file
+    set_target_root(sys.argv[1])
     leaves = tuple(dt.Where(index=i) for i in range(4))
     top = dt.Where(index=4, deps=leaves)
-    summary = build_on(None, top, dask_n_workers=2)
-    assert (summary.status, summary.n_succeeded) == (BuildStatus.SUCCESS, 5), summary.failures
+    runner = HybridConcurrentTaskRunner(
+        execution_mode_selector=DefaultExecutionModeSelector(sync_run_default="dask"), dask_n_workers=2)
+    summary = build(top, task_runner=runner)
     pids = {task.load()["pid"] for task in (*leaves, top)}
-    assert not pids & worker_pids(cluster), "ran on the module's cluster, not its own"
-    for pid in pids:  # the cluster's worker processes are gone
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)
+    alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    print(json.dumps({"n_succeeded": summary.n_succeeded, "pids": sorted(pids), "alive": alive}))
+"""
+
+
+def test_without_an_address_the_build_starts_a_local_cluster_and_closes_it(fresh_dir: str) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from conftest import TESTS_DIR, subprocess_env
+
+    script = Path(fresh_dir, "own_cluster_build.py")
+    script.write_text(_OWN_CLUSTER_SCRIPT)
+    env = subprocess_env()
+    env["PYTHONPATH"] = os.pathsep.join([str(TESTS_DIR / "dask"), env["PYTHONPATH"]])
+    done = subprocess.run([sys.executable, str(script), os.path.join(fresh_dir, "root")], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["n_succeeded"] == 5
+    assert os.getpid() not in result["pids"] and len(result["pids"]) <= 2
+    assert result["alive"] == [], "the build's cluster still runs after the build"
+
+
+class _Scheduler:
+    """A ``dask scheduler`` (and optionally a ``dask worker``) in child processes."""
+
+    def __init__(self, directory: str, worker_threads: int = 0):
+        import subprocess
+        import sys
+
+        from conftest import subprocess_env
+
+        info = os.path.join(directory, "scheduler.json")
+        common = ["--scheduler-file", info, "--no-dashboard"]
+        self.processes = [subprocess.Popen(
+            [sys.executable, "-m", "dask", "scheduler", "--port", "0", *common],
+            env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+        if worker_threads:
+            self.processes.append(subprocess.Popen(
+                [sys.executable, "-m", "dask", "worker", "--nthreads", str(worker_threads), "--no-nanny", *common],
+                env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        with distributed.Client(scheduler_file=info, timeout=60, set_as_default=False) as client:
+            if worker_threads:
+                client.wait_for_workers(1, timeout=60)
+            self.address = client.scheduler.address
+
+    def kill(self) -> None:
+        for process in self.processes:
+            process.kill()
+            process.wait()
 
 
 def test_an_unreachable_scheduler_fails_fast_naming_its_address(monkeypatch: pytest.MonkeyPatch, root: str) -> None:
@@ -297,12 +391,16 @@ def test_an_unreachable_scheduler_fails_fast_naming_its_address(monkeypatch: pyt
     assert not tt.Leaf(value=1).complete()
 
 
-def test_a_scheduler_without_workers_fails_fast_naming_it(monkeypatch: pytest.MonkeyPatch, root: str) -> None:
+def test_a_scheduler_without_workers_fails_fast_naming_it(monkeypatch: pytest.MonkeyPatch, fresh_dir: str,
+                                                          root: str) -> None:
     monkeypatch.setattr(_dask, "CONNECT_TIMEOUT_S", 0.5)
-    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=None) as empty:
+    empty = _Scheduler(fresh_dir)
+    try:
         with pytest.raises(_dask.SchedulerUnreachableError, match="has no workers") as raised:
-            build_on(empty.scheduler_address, tt.Leaf(value=1))
-    assert repr(empty.scheduler_address) in str(raised.value)
+            build_on(empty.address, tt.Leaf(value=1))
+    finally:
+        empty.kill()
+    assert repr(empty.address) in str(raised.value)
 
 
 def test_a_task_module_the_workers_cannot_import_fails_the_task_saying_so(
@@ -325,28 +423,16 @@ def test_a_task_module_the_workers_cannot_import_fails_the_task_saying_so(
 
 
 def test_losing_the_scheduler_mid_build_fails_the_running_tasks_naming_it(fresh_dir: str, root: str) -> None:
-    import subprocess
-    import sys
     import threading
 
-    from conftest import subprocess_env
-
-    info = os.path.join(fresh_dir, "scheduler.json")
-    common = ["--scheduler-file", info, "--no-dashboard"]
-    scheduler = subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--port", "0", *common],
-                                 env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    worker = subprocess.Popen([sys.executable, "-m", "dask", "worker", "--nthreads", "2", "--no-nanny", *common],
-                              env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cluster = _Scheduler(fresh_dir, worker_threads=2)
+    address = cluster.address
     try:
-        with distributed.Client(scheduler_file=info, timeout=60, set_as_default=False) as client:
-            client.wait_for_workers(1, timeout=60)
-            address = client.scheduler.address
-
         def kill_once_started() -> None:
             deadline = time.monotonic() + 60
             while len(tt.read_runs(root, "start")) < 2 and time.monotonic() < deadline:
                 time.sleep(0.05)
-            scheduler.kill()
+            cluster.processes[0].kill()
 
         killer = threading.Thread(target=kill_once_started, daemon=True)
         killer.start()
@@ -355,9 +441,7 @@ def test_losing_the_scheduler_mid_build_fails_the_running_tasks_naming_it(fresh_
         summary = build_on(address, tt.Sum(deps=leaves), fail_mode=FailMode.CONTINUE)
         assert time.monotonic() - start < 30, "the build waited for the tasks instead"
     finally:
-        for process in (scheduler, worker):
-            process.kill()
-            process.wait()
+        cluster.kill()
     assert (summary.n_failed, summary.n_upstream_failed) == (2, 1), summary
     for failure in summary.failures:
         assert isinstance(failure.error, WorkerDiedError)
