@@ -145,11 +145,10 @@ def main() -> None:
     parser.add_argument("--skip-heavy", action="store_true")
     args = parser.parse_args()
 
-    from distributed import LocalCluster
+    from stardag.build._dask import local_cluster
 
     start = time.perf_counter()
-    cluster = LocalCluster(n_workers=N_WORKERS, threads_per_worker=1, processes=True,
-                           dashboard_address=None)
+    cluster = local_cluster(N_WORKERS)  # as a build without a scheduler address starts it
     print(f"LocalCluster of {N_WORKERS} worker processes started in {time.perf_counter() - start:.2f} s "
           "(not timed below)")
     address = cluster.scheduler_address

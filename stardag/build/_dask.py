@@ -40,7 +40,7 @@ from ..target import get_target_root, is_memory_root, set_target_root
 from ..task import Task
 from ._executors import FAILED, OK, _Executor, _run_in_worker
 
-__all__ = ["DaskExecutor", "SchedulerUnreachableError", "require_distributed"]
+__all__ = ["DaskExecutor", "SchedulerUnreachableError", "local_cluster", "require_distributed"]
 
 CONNECT_TIMEOUT_S = 5.0
 # For a LocalCluster we start: a task whose worker dies is tried on one more
@@ -81,6 +81,19 @@ def _import_distributed() -> Any:
             name="distributed",
         ) from err
     return dask, distributed
+
+
+def local_cluster(n_workers: int | None = None) -> Any:
+    """The LocalCluster a build without a scheduler address starts: ``n_workers`` processes, 1 thread each."""
+    dask, distributed = _import_distributed()
+    with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
+                          # queued tasks go to a worker only when it has a free thread
+                          "distributed.scheduler.worker-saturation": 1.0}):
+        return distributed.LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
+            # no dashboard; its HTTP server on a free port, not 8787 (may be taken)
+            scheduler_kwargs={"dashboard_address": ":0"},
+        )
 
 
 def _run_on_worker(root: str, data: bytes) -> tuple[int, Any] | None:
@@ -239,14 +252,7 @@ class DaskExecutor(_Executor):
 
     def _connect(self, dask: Any, distributed: Any, address: str | None, n_workers: int | None) -> Any:
         if address is None:
-            with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
-                                  # queued tasks go to a worker only when it has a free thread
-                                  "distributed.scheduler.worker-saturation": 1.0}):
-                self._cluster = distributed.LocalCluster(
-                    n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                    # no dashboard; its HTTP server on a free port, not 8787 (may be taken)
-                    scheduler_kwargs={"dashboard_address": ":0"},
-                )
+            self._cluster = local_cluster(n_workers)
             return distributed.Client(self._cluster, set_as_default=False)
         try:
             _probe_scheduler(address)

@@ -39,13 +39,8 @@ _CLUSTER_SCRIPT = """
 import json, signal, sys
 signal.signal(signal.SIGINT, signal.SIG_IGN)  # the tests close it
 sys.path[:0] = json.loads(sys.argv[1])  # the workers (spawned) import the test tasks
-import dask, distributed
-# As the build's own LocalCluster: a task whose worker dies gets one retry, and
-# queued tasks reach a worker only when it has a free thread.
-with dask.config.set({"distributed.scheduler.allowed-failures": int(sys.argv[2]),
-                      "distributed.scheduler.worker-saturation": 1.0}):
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"})
+from stardag.build._dask import local_cluster
+cluster = local_cluster(2)  # as a build without an address starts it
 print(cluster.scheduler_address, flush=True)
 sys.stdin.read()  # until the tests close the pipe, or die
 cluster.close()
@@ -59,9 +54,8 @@ def cluster() -> Iterator[str]:
     import subprocess
     import sys
 
-    proc = subprocess.Popen([sys.executable, "-c", _CLUSTER_SCRIPT, json.dumps(sys.path),
-                             str(_dask.ALLOWED_FAILURES)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen([sys.executable, "-c", _CLUSTER_SCRIPT, json.dumps(sys.path)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         scheduler = proc.stdout.readline().strip()
         assert scheduler.startswith("tcp://"), "the LocalCluster did not start"
