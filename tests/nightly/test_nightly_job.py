@@ -56,6 +56,9 @@ def test_first_run_all_commits_then_nothing_then_the_new_commit_alone(project):
     assert (project.site / "regressions.json").exists()
     assert (project.site / "regressions.xml").exists()
     assert "No regressions." in (project.site / "regressions.txt").read_text()
+    assert "machine load (1-min average) around the benchmarks" in (
+        project.site / "regressions.txt").read_text()
+    assert len(project.summary()["load_1min"]) == 2
     logs = list((project.state / "logs").glob("nightly-*.log"))
     assert len(logs) == 1 and "recorded and committed" in logs[0].read_text()
     n_store_commits = len(project.store_commits())

@@ -86,17 +86,23 @@ def test_report_reads_asv_regressions_with_commit_hashes(tmp_path):
     (tmp_path / "regressions.json").write_text(json.dumps({"regressions": [
         ["bench.T.time_x(10)", graph, {}, 0, 3.0, 1.0, [[2, 4, 1.0, 3.0]]],
         ["bench.T.time_x(20)", graph, {}, 1, 2.0, 1.0, [[None, 5, 1.0, 2.0]]],
+        ["bench.T.track_y", graph, {}, None, 20.0, -5.0, [[1, 3, -5.0, 20.0]]],
     ]}))
     rows = read_regressions(str(tmp_path), new_commits={h[5]})
+    rows.sort(key=lambda r: r.benchmark)
     assert [(r.benchmark, r.commit_before, r.commit_after, r.new) for r in rows] == [
         ("bench.T.time_x(10)", h[2], h[4], False),
         ("bench.T.time_x(20)", None, h[5], True),
+        ("bench.T.track_y", h[1], h[3], False),
     ]
     assert rows[0].graph == {"branch": "main", "machine": "m1", "python": "3.11"}
     text = format_report(rows, "header")
-    assert "3.00x slower (1.00s -> 3.00s, +200%)" in text
+    assert "bench.T.time_x(10) [machine=m1, python=3.11, branch=main]: 3.00x slower" in text
+    assert "(1.00s -> 3.00s)" in text
+    assert rows[2].ratio is None
+    assert "track_y [machine=m1, python=3.11, branch=main]: up by 25 (-5 -> 20)" in text
     assert f"in commits {h[2][:8]}..{h[4][:8]}" in text and f"in commit {h[5][:8]}" in text
-    assert text.index("New regressions (1)") < text.index("Still open from earlier runs (1)")
+    assert text.index("New regressions (1)") < text.index("Still open from earlier runs (2)")
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")

@@ -84,6 +84,10 @@ class _Run:
     stamp: str
     problems: list[str] = field(default_factory=list)
     benchmarked: list[StoredResult] = field(default_factory=list)
+    loads: list[float] = field(default_factory=list)  # 1-min load average around asv runs
+
+    def sample_load(self) -> None:
+        self.loads.append(os.getloadavg()[0])
 
     def problem(self, message: str) -> None:
         log.error(message)
@@ -184,7 +188,7 @@ def _run(opts: Options, state: _Run, lock_fd: int, log_path: str) -> int:
         f"stardag nightly {state.stamp}, machine {opts.machine}: "
         f"{len(new_commits)} commit(s) benchmarked in this run, "
         f"{sum(r.new for r in regressions)} new regression(s)"
-    )
+    ) + _load_note(state.loads)
     report = write_report(out, regressions, header)
     for line in report.rstrip().splitlines():
         (log.warning if any(r.new for r in regressions) else log.info)("report: %s", line)
@@ -232,9 +236,11 @@ def _benchmark(asv, run_conf, store, staging, commit, python, env_type, is_tip, 
         f.write(commit + "\n")
     log.info("benchmarking %s with python %s", commit[:8], python)
     # --record-samples: asv compare then tests with Mann-Whitney U, not CIs.
+    state.sample_load()
     code = asv.call(run_conf, "run", "--show-stderr", "--record-samples",
                     "--machine", opts.machine, "-E", f"{env_type}:{python}",
                     f"HASHFILE:{hashfile}")
+    state.sample_load()
     try:
         # With no benchmarks.json yet, any discovery beats none; later only the
         # branch tip's list is taken, so an older commit cannot hide newer benchmarks.
@@ -274,6 +280,22 @@ def _compare_new_results(store, opts, bench_repo, state):
                 )
                 break
     return found
+
+
+def _load_note(loads: list[float]) -> str:
+    """A warning for the report when the machine was busier than its CPU count."""
+    n_cpus = os.cpu_count() or 1
+    if not loads:
+        return ""
+    note = f"\nmachine load (1-min average) around the benchmarks: {min(loads):.1f}-" \
+           f"{max(loads):.1f} on {n_cpus} CPUs"
+    if max(loads) > n_cpus:
+        note += (
+            "\nWARNING: the machine was overloaded while benchmarking; tonight's timings "
+            "may be off by several times, so treat the regressions below with suspicion "
+            "(see README 'nightly', noise control)"
+        )
+    return note
 
 
 def _units(results_dir: str) -> dict[str, str]:
@@ -318,6 +340,8 @@ def _write_summary(out, opts, state, regressions) -> None:
         ],
         "problems": state.problems,
         "new_regressions": sum(r.new for r in regressions),
+        "load_1min": [min(state.loads), max(state.loads)] if state.loads else None,
+        "n_cpus": os.cpu_count(),
     }
     with open(os.path.join(out, "nightly.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2)

@@ -49,8 +49,11 @@ class Regression:
     found_by: str  # "asv compare" or "asv step detection"
 
     @property
-    def ratio(self) -> float:
-        return self.value_after / self.value_before if self.value_before else float("inf")
+    def ratio(self) -> float | None:
+        """after / before; None where that means nothing (a value at or below 0)."""
+        if self.value_before <= 0 or self.value_after < 0:
+            return None
+        return self.value_after / self.value_before
 
     def describe(self) -> str:
         where = (
@@ -58,13 +61,26 @@ class Regression:
             if self.commit_before is None
             else f"in commits {self.commit_before[:8]}..{self.commit_after[:8]}"
         )
-        graph = ", ".join(f"{k}={v}" for k, v in sorted(self.graph.items()) if v)
-        before = asv_util.human_value(self.value_before, self.unit)
-        after = asv_util.human_value(self.value_after, self.unit)
-        return (
-            f"{self.benchmark} [{graph}]: {self.ratio:.2f}x slower "
-            f"({before} -> {after}, +{(self.ratio - 1) * 100:.0f}%) {where} ({self.found_by})"
-        )
+        graph = ", ".join(f"{k}={self.graph[k]}" for k in _SHOWN_PARAMS if self.graph.get(k))
+        before = _human(self.value_before, self.unit)
+        after = _human(self.value_after, self.unit)
+        if self.ratio is None:
+            change = f"up by {_human(self.value_after - self.value_before, self.unit)}"
+        else:
+            change = f"{self.ratio:.2f}x slower"
+        return (f"{self.benchmark} [{graph}]: {change} ({before} -> {after}) {where} "
+                f"({self.found_by})")
+
+
+def _human(value: float, unit: str) -> str:
+    if unit in ("seconds", "bytes"):
+        return asv_util.human_value(value, unit)
+    return f"{value:.4g}" + (f" {unit}" if unit and unit != "unit" else "")
+
+
+# Graph params worth a reader's attention; the others (cpu, ram, os...) are
+# the same on every graph of one machine.
+_SHOWN_PARAMS = ("machine", "python", "branch")
 
 
 def read_regressions(site_dir: str, new_commits: set[str]) -> list[Regression]:
@@ -138,7 +154,7 @@ def merge(compared: list[Regression], stepped: list[Regression]) -> list[Regress
             rows[key] = Regression(**dict(asdict(old), new=old.new or r.new, found_by=both))
         else:
             rows[key] = r
-    return sorted(rows.values(), key=lambda r: (not r.new, -r.ratio, r.benchmark))
+    return sorted(rows.values(), key=lambda r: (not r.new, -(r.ratio or 0), r.benchmark))
 
 
 def _missing(value) -> bool:
