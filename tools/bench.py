@@ -1,7 +1,8 @@
 """Run stardag's asv benchmark suite with the Python interpreters this machine has.
 
     python tools/bench.py                 this commit on this Python, then publish to html/
-    python tools/bench.py quick           same, `asv run --quick` (each benchmark once)
+    python tools/bench.py quick           check every benchmark runs (~1 min): smoke workloads,
+                                          `asv run --quick --dry-run`, nothing saved
     python tools/bench.py sweep           this commit on every configured Python found, publish
     python tools/bench.py run [ARGS]      `asv run ARGS` on every configured Python found
                                           (e.g. `run ALL --steps 10`, `run main~5..main`)
@@ -21,6 +22,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -163,7 +165,9 @@ def run_job(versions: list[str], run_args: list[str], publish: bool) -> int:
     print("bench: " + target_root_note(), flush=True)
     ensure_machine(found)
     py_args = [f"--python={v}" for v in versions if v in found]
+    start = time.monotonic()
     rc = asv(["run", *py_args, *run_args], found)
+    print(f"bench: asv run took {time.monotonic() - start:.0f} s", flush=True)
     if rc != 0:
         print(f"bench: asv run exited with {rc}: a benchmark failed or asv refused the "
               "arguments (see above)", flush=True)
@@ -187,7 +191,11 @@ def main(argv: list[str]) -> int:
     if command == "default":
         return run_job([current_version(versions)], [head_range()], publish=True)
     if command == "quick":
-        return run_job([current_version(versions)], ["--quick", head_range(), *rest], publish=False)
+        # A check that every benchmark runs under every configuration, in about a
+        # minute: smoke workloads (benchmarks/common.py), each once, nothing saved.
+        os.environ["STARDAG_BENCH_SMOKE"] = "1"
+        return run_job([current_version(versions)], ["--quick", "--dry-run", head_range(), *rest],
+                       publish=False)
     if command == "sweep":
         return run_job(versions, [head_range(), *rest], publish=True)
     if command == "run":
@@ -201,6 +209,7 @@ def main(argv: list[str]) -> int:
             if missing:
                 raise BenchError(f"python{missing[0]} was asked for and is not installed")
             ensure_asv()
+            print("bench: " + target_root_note(), flush=True)
             ensure_machine(found)
             return asv(["run", *rest], found)
         return run_job(versions, rest, publish=False)
