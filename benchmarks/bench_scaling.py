@@ -3,7 +3,7 @@
 ``LightScaling.track_overhead_us``: (build time - floor) / tasks, in microseconds,
 where the floor is the same tasks' ``run()`` called in order, in one loop, on
 the same storage, right before and after the build (the lower kept): the work
-plus one write each, with no scheduler. A flat line over ``n_tasks`` means the build scales linearly.
+plus one write each, with no scheduler. Flat over ``n_tasks`` = linear scaling.
 ``LightFloor.track_floor_us``: that floor per task, shown beside the overhead.
 ``LargeDagMemory.peakmem_build``: peak RSS of creating and building a large DAG.
 

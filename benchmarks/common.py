@@ -69,6 +69,10 @@ def import_stardag() -> Any:
         import stardag.target
     except ImportError as err:
         raise NotImplementedError(f"this commit has no stardag library ({err})") from None
+    from benchmarks import tasks
+
+    if tasks.AutoTask is None:  # stardag imports, but without the task API the suite uses
+        raise NotImplementedError("this commit's stardag has no AutoTask/Task to define tasks with")
     return stardag
 
 
