@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
 
 from _nightly import site  # noqa: E402
-from _nightly.job import _prune_logs  # noqa: E402
+from _nightly.runlog import prune_logs  # noqa: E402
 from _nightly.lock import LockBusy, RunLock  # noqa: E402
 from _nightly.regression import format_report, read_regressions  # noqa: E402
 from nightly import _cpus  # noqa: E402
@@ -71,7 +71,7 @@ def test_logs_are_pruned_to_the_newest(tmp_path):
         p.write_text(str(i))
         os.utime(p, (1000 + i, 1000 + i))
     (tmp_path / "other.txt").write_text("not a log")
-    _prune_logs(str(tmp_path), 2, keep=str(tmp_path / "nightly-4.log"))
+    prune_logs(str(tmp_path), 2, keep=str(tmp_path / "nightly-4.log"))
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "nightly-3.log", "nightly-4.log", "other.txt"]
 

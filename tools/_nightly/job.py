@@ -22,11 +22,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from asv import util as asv_util
 from asv.results import Results
 
-import interpreter
-from _nightly import site
+from _nightly import environment, runlog, site
 from _nightly.git import GitError, ancestors, first_parent_commits, git, update_checkout
 from _nightly.lock import RunLock
 from _nightly.regression import compare_to_baseline, merge, read_regressions, write_report
@@ -36,16 +34,6 @@ EXIT_OK = 0
 EXIT_FAILURES = 1  # some commit did not build or some benchmark failed; site published
 EXIT_ERROR = 2  # the job itself could not finish (config, asv machine, publish, deploy)
 EXIT_REGRESSION = 3  # only with --fail-on-regression: a new regression, nothing else wrong
-
-# Variables that make numeric libraries spawn one thread per core; on a
-# benchmark machine they turn a one-core measurement into a scheduling lottery.
-THREAD_VARS = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-)
 
 log = logging.getLogger("nightly")
 
@@ -99,7 +87,7 @@ def run(opts: Options) -> int:
     with RunLock(os.path.join(opts.state_dir, "nightly.lock")) as lock:
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         stamp = f"{stamp}-{os.getpid()}"
-        log_path = _open_log(opts.log_dir, stamp, opts.quiet)
+        log_path = runlog.open_log(opts.log_dir, stamp, opts.quiet)
         started = time.monotonic()
         state = _Run(stamp=stamp)
         try:
@@ -108,7 +96,7 @@ def run(opts: Options) -> int:
             log.exception("nightly run stopped: %s", exc)
             code = EXIT_ERROR
         finally:
-            _prune_logs(opts.log_dir, opts.keep_logs, keep=log_path)
+            runlog.prune_logs(opts.log_dir, opts.keep_logs, keep=log_path)
         (log.info if code == EXIT_OK else log.warning)(
             "finished in %.0f s: %d result file(s) added, %d problem(s), exit status %d; log %s",
             time.monotonic() - started, len(state.benchmarked), len(state.problems), code, log_path,
@@ -120,8 +108,8 @@ def run(opts: Options) -> int:
 
 
 def _run(opts: Options, state: _Run, lock_fd: int, log_path: str) -> int:
-    _control_noise(opts)
-    raw = _load_config(opts.config)
+    environment.control_noise(opts)
+    raw = environment.load_config(opts.config)
     bench_repo = raw["repo"]
     branches = raw.get("branches") or ["main"]
     env_type = raw.get("environment_type") or "virtualenv"
@@ -130,7 +118,8 @@ def _run(opts: Options, state: _Run, lock_fd: int, log_path: str) -> int:
             f"{opts.config!r} sets environment_type 'existing', which cannot build "
             "other commits; use 'virtualenv' for the nightly job"
         )
-    pythons = _discover_pythons(opts.pythons or list(raw.get("pythons") or []), opts, state)
+    versions = opts.pythons or list(raw.get("pythons") or [])
+    pythons = environment.discover_pythons(versions, opts, state)
 
     if opts.fetch:
         for branch in branches:
@@ -140,10 +129,10 @@ def _run(opts: Options, state: _Run, lock_fd: int, log_path: str) -> int:
                 state.problem(f"could not update the checkout, benchmarking it as it is: {exc}")
 
     staging = os.path.join(opts.state_dir, "staging")
-    run_conf = _write_config(raw, os.path.join(opts.state_dir, "asv-run.conf.json"),
-                             results_dir=staging, opts=opts)
-    publish_conf = _write_config(raw, os.path.join(opts.state_dir, "asv-publish.conf.json"),
-                                 results_dir=opts.results_dir, opts=opts)
+    run_conf = os.path.join(opts.state_dir, "asv-run.conf.json")
+    environment.write_config(raw, run_conf, results_dir=staging, opts=opts)
+    publish_conf = os.path.join(opts.state_dir, "asv-publish.conf.json")
+    environment.write_config(raw, publish_conf, results_dir=opts.results_dir, opts=opts)
     asv = _Asv(lock_fd, log_path)
     if asv.call(run_conf, "machine", "--yes", "--machine", opts.machine) != 0:
         raise RuntimeError(f"'asv machine --yes --machine {opts.machine}' failed; see {log_path}")
@@ -188,7 +177,7 @@ def _run(opts: Options, state: _Run, lock_fd: int, log_path: str) -> int:
         f"stardag nightly {state.stamp}, machine {opts.machine}: "
         f"{len(new_commits)} commit(s) benchmarked in this run, "
         f"{sum(r.new for r in regressions)} new regression(s)"
-    ) + _load_note(state.loads)
+    ) + environment.load_note(state.loads)
     report = write_report(out, regressions, header)
     for line in report.rstrip().splitlines():
         (log.warning if any(r.new for r in regressions) else log.info)("report: %s", line)
@@ -282,22 +271,6 @@ def _compare_new_results(store, opts, bench_repo, state):
     return found
 
 
-def _load_note(loads: list[float]) -> str:
-    """A warning for the report when the machine was busier than its CPU count."""
-    n_cpus = os.cpu_count() or 1
-    if not loads:
-        return ""
-    note = f"\nmachine load (1-min average) around the benchmarks: {min(loads):.1f}-" \
-           f"{max(loads):.1f} on {n_cpus} CPUs"
-    if max(loads) > n_cpus:
-        note += (
-            "\nWARNING: the machine was overloaded while benchmarking; tonight's timings "
-            "may be off by several times, so treat the regressions below with suspicion "
-            "(see README 'nightly', noise control)"
-        )
-    return note
-
-
 def _units(results_dir: str) -> dict[str, str]:
     try:
         with open(os.path.join(results_dir, "benchmarks.json"), encoding="utf-8") as f:
@@ -373,91 +346,6 @@ def _die_with_parent() -> None:
     if sys.platform.startswith("linux"):
         pr_set_pdeathsig = 1
         ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
-
-
-def _control_noise(opts: Options) -> None:
-    """Pin the job (and so asv and every benchmark) and fix thread counts."""
-    if opts.cpu_affinity:
-        os.sched_setaffinity(0, opts.cpu_affinity)
-    for var in THREAD_VARS:
-        os.environ[var] = str(opts.threads)
-    os.environ["PYTHONHASHSEED"] = "0"
-    log.info(
-        "noise control: cpus %s, %s=%d, PYTHONHASHSEED=0",
-        sorted(os.sched_getaffinity(0)), "/".join(THREAD_VARS), opts.threads,
-    )
-
-
-def _discover_pythons(versions: list[str], opts: Options, state: _Run) -> list[str]:
-    """Find real interpreters (tools/interpreter.py) and put their links on PATH."""
-    if not versions:
-        raise ValueError(f"no Python versions: set 'pythons' in {opts.config!r} or --pythons")
-    found = interpreter.discover(versions)
-    link_dir = os.path.join(opts.state_dir, "pythons")
-    shutil.rmtree(link_dir, ignore_errors=True)
-    os.makedirs(link_dir)
-    interpreter.link_dir(found, link_dir)
-    os.environ["PATH"] = link_dir + os.pathsep + os.environ.get("PATH", "")
-    log.info("interpreters:\n%s", interpreter.describe(versions, found))
-    for version in versions:
-        if version not in found:
-            state.problem(f"python {version} not found; its benchmarks are skipped this run "
-                          f"(install it, or list its directory in {interpreter.EXTRA_PATH_VAR})")
-    if not found:
-        raise RuntimeError(f"none of the Python versions {versions} was found")
-    return [v for v in versions if v in found]
-
-
-def _load_config(path: str) -> dict:
-    """asv.conf.json as asv reads it, with its paths made absolute."""
-    raw = asv_util.load_json(path, api_version=1, js_comments=True)
-    base = os.path.dirname(os.path.abspath(path))
-    repo = os.path.join(base, raw.get("repo", "."))
-    if not os.path.isdir(repo):
-        raise ValueError(f"'repo' in {path!r} must be a local git checkout; {repo!r} is not")
-    raw["repo"] = os.path.abspath(repo)
-    for key, default in (("env_dir", "env"), ("benchmark_dir", "benchmarks")):
-        raw[key] = os.path.abspath(os.path.join(base, raw.get(key, default)))
-    return raw
-
-
-def _write_config(raw: dict, path: str, results_dir: str, opts: Options) -> str:
-    conf = dict(raw, version=1, results_dir=results_dir,
-                html_dir=os.path.join(opts.state_dir, "html-unused"))
-    if opts.regression_threshold is not None:
-        conf["regressions_thresholds"] = {".*": opts.regression_threshold}
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(conf, f, indent=2)
-    os.replace(tmp, path)
-    return path
-
-
-def _open_log(log_dir: str, stamp: str, quiet: bool) -> str:
-    os.makedirs(log_dir, exist_ok=True)
-    path = os.path.join(log_dir, f"nightly-{stamp}.log")
-    log.setLevel(logging.INFO)
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
-    to_stderr = logging.StreamHandler()
-    to_stderr.setLevel(logging.WARNING if quiet else logging.INFO)
-    for handler in (logging.FileHandler(path, encoding="utf-8"), to_stderr):
-        handler.setFormatter(fmt)
-        log.addHandler(handler)
-    log.propagate = False
-    return path
-
-
-def _prune_logs(log_dir: str, keep_n: int, keep: str) -> None:
-    logs = sorted(
-        (e for e in os.scandir(log_dir)
-         if e.name.startswith("nightly-") and e.name.endswith(".log")),
-        key=lambda e: e.stat().st_mtime,
-        reverse=True,
-    )
-    for entry in logs[keep_n:]:
-        if entry.path != keep:
-            os.remove(entry.path)
 
 
 def _remotes(repo: str) -> list[str]:
