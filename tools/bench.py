@@ -199,11 +199,9 @@ def main(argv: list[str]) -> int:
     if command == "sweep":
         return run_job(versions, [head_range(), *rest], publish=True)
     if command == "run":
-        named = _python_args(rest)
+        # X.Y versions are looked up; anything else (existing:same, a path) goes to asv as is.
+        named = [v for v in _python_args(rest) if re.fullmatch(r"\d+\.\d+", v)]
         if named:
-            unknown = [v for v in named if not re.fullmatch(r"\d+\.\d+", v)]
-            if unknown:
-                raise BenchError(f"--python must be X.Y here, got {unknown[0]!r}")
             found = find_pythons(named)
             missing = [v for v in named if v not in found]
             if missing:
@@ -212,6 +210,10 @@ def main(argv: list[str]) -> int:
             print("bench: " + target_root_note(), flush=True)
             ensure_machine(found)
             return asv(["run", *rest], found)
+        if _python_args(rest):
+            ensure_asv()
+            ensure_machine({})
+            return asv(["run", *rest], {})
         return run_job(versions, rest, publish=False)
     if command == "asv":
         ensure_asv()
