@@ -321,6 +321,9 @@ class Driver:
             for executor in self._executors.values():
                 self.n_not_run += len(executor.backlog)
                 executor.backlog.clear()
+                stop_queued = getattr(executor, "stop_queued", None)
+                if stop_queued is not None:
+                    stop_queued()
 
     # -- the loop ----------------------------------------------------------
 

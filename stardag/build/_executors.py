@@ -136,17 +136,24 @@ class AsyncExecutor(_Executor):
 
 
 class ThreadExecutor(_Executor):
-    """A lean thread pool: one queue in, outcomes posted to the driver thread-safely."""
+    """A lean thread pool: one queue in, outcomes posted to the driver thread-safely.
 
-    def __init__(self, capacity: int, post: Callable[[tuple], None]):
-        super().__init__(capacity, post)
+    ``n_workers`` threads run tasks; up to as many again wait in the queue, so a
+    thread that finishes picks up its next task without waiting for the driver
+    (a thread wake-up costs tens of µs on some machines). Queued tasks that a
+    fail-fast build no longer wants come back ``NOT_RUN``.
+    """
+
+    def __init__(self, n_workers: int, post: Callable[[tuple], None]):
+        super().__init__(2 * n_workers, post)
+        self.n_workers = n_workers
         self._queue: Any = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._stopping = False
 
     def submit(self, task: Task, resume: Any) -> None:
         self.n_running += 1
-        if len(self._threads) < self.n_running:
+        if len(self._threads) < min(self.n_running, self.n_workers):
             thread = threading.Thread(
                 target=self._work, name=f"stardag-worker-{len(self._threads)}", daemon=True
             )
@@ -166,6 +173,10 @@ class ThreadExecutor(_Executor):
             except BaseException as exc:  # SystemExit and friends must not kill the worker silently
                 kind, payload = FAILED, (exc, traceback.format_exc())
             post((self, task.task_id, kind, payload))
+
+    def stop_queued(self) -> None:
+        """Tasks not started yet come back ``NOT_RUN``."""
+        self._stopping = True
 
     def shutdown(self, interrupted: bool) -> None:
         self._stopping = True
