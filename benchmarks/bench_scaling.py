@@ -49,12 +49,18 @@ def run_floor(dag: dags.Dag, root: str) -> float:
         return timeit.default_timer() - start
 
 
-def _check_storage(storage: str, n_tasks: int, config: configuration.Configuration | None) -> None:
+def _check_storage(storage: str, n_tasks: int, config: configuration.Configuration | None,
+                   shape: str = "") -> None:
     check_size(n_tasks)
     if storage == "memory" and config is not None and not config.in_process:
         raise NotImplementedError(
             f"{config.name} runs tasks in other processes: in-memory targets cannot be shared"
         )
+    if config is not None and config.max_light_tasks is not None and n_tasks > config.max_light_tasks:
+        raise NotImplementedError(f"{config.name} stops at {config.max_light_tasks} light tasks (suite budget)")
+    if shape == "chain" and config is not None and config.max_light_chain is not None \
+            and n_tasks > config.max_light_chain:
+        raise NotImplementedError(f"{config.name} chains stop at {config.max_light_chain} tasks (suite budget)")
     if storage == "file" and n_tasks > MAX_FILE_TASKS:
         raise NotImplementedError(
             f"file targets stop at {MAX_FILE_TASKS} tasks (suite budget); "
@@ -69,7 +75,7 @@ class LightScaling(BuildBenchmark):
     def setup(self, shape: str, n_tasks: int, storage: str, config: str) -> None:
         import_stardag()
         self.config = configuration.get(config)
-        _check_storage(storage, n_tasks, self.config)
+        _check_storage(storage, n_tasks, self.config, shape)
         self.builder = self.config.make_builder()
         self.dag = dags.light_family(shape, n_tasks, self.config.async_tasks)
         self.roots = RootPool(storage)
@@ -118,6 +124,9 @@ class LargeDagMemory(BuildBenchmark):
     def setup(self, config: str) -> None:
         import_stardag()
         self.config = configuration.get(config)
+        cap = self.config.max_light_tasks
+        if cap is not None and LARGE_DAG_TASKS > cap:
+            raise NotImplementedError(f"{config} stops at {cap} light tasks (suite budget)")
         self.builder = self.config.make_builder()
         self.roots = RootPool("file")
 
