@@ -68,6 +68,9 @@ def run_light() -> list[dict]:
         for config in configuration.CONFIGURATIONS.values():
             if storage == "memory" and not config.in_process:
                 continue
+            if (config.max_light_tasks is not None and n_tasks > config.max_light_tasks) or (
+                    shape == "chain" and config.max_light_chain is not None and n_tasks > config.max_light_chain):
+                continue  # as in the suite: too slow for its budget (dask)
             dag = dags.light_family(shape, n_tasks, config.async_tasks)
             roots = RootPool(storage)
             floors, runs = [], []
