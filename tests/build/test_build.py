@@ -7,6 +7,10 @@ Configurations (the ``config`` fixture):
 - ``thread`` / ``process`` / ``blocking``: ``build`` with ``HybridConcurrentTaskRunner`` and
   ``DefaultExecutionModeSelector(sync_run_default=...)``, sync tasks.
 - ``async``: ``build_aio`` with the default runner, tasks that define only ``run_aio``.
+- ``dask``: ``build`` with ``sync_run_default="dask"`` on one LocalCluster of 2 worker
+  processes (one thread each), started once in a child process (a scheduler in this
+  process would leave a thread behind, and later process pools would lose fork);
+  only where dask is installed.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import importlib.util
 import os
 import time
 from typing import Any, Callable
@@ -34,8 +39,11 @@ from stardag.build import (
 )
 from stardag.registry import NoOpRegistry, RegistryABC
 
-CONFIGS = ["sequential", "sequential_aio", "thread", "process", "blocking", "async"]
-CONCURRENT = {"thread", "process", "async"}
+HAS_DASK = importlib.util.find_spec("distributed") is not None
+CONFIGS = ["sequential", "sequential_aio", "thread", "process", "blocking", "async"] + ["dask"] * HAS_DASK
+CONCURRENT = {"thread", "process", "async", "dask"}
+OTHER_PROCESSES = {"process", "dask"}
+DASK_WORKERS = 2
 
 
 @dataclasses.dataclass
@@ -72,9 +80,45 @@ def _make_config(name: str) -> Config:
             return asyncio.run(build_aio(tasks, task_runner=_runner("thread", **kwargs), fail_mode=fail_mode))
         return Config(name, tt.ASYNC, run)
 
+    if name == "dask":
+        def run(tasks, fail_mode, **kwargs):
+            runner = _runner("dask", dask_address=_dask_address(), **kwargs)
+            return build(tasks, task_runner=runner, fail_mode=fail_mode)
+        return Config(name, tt.SYNC, run)
+
     def run(tasks, fail_mode, **kwargs):
         return build(tasks, task_runner=_runner(name, **kwargs), fail_mode=fail_mode)
     return Config(name, tt.SYNC, run)
+
+
+_CLUSTER_SCRIPT = """
+import json, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+sys.path[:0] = json.loads(sys.argv[1])  # the workers (spawned) import the test tasks
+from stardag.build._dask import local_cluster
+cluster = local_cluster(int(sys.argv[2]))
+print(cluster.scheduler_address, flush=True)
+sys.stdin.read()  # until this process closes the pipe, or dies
+cluster.close()
+"""
+_dask_cluster: Any = None
+
+
+def _dask_address() -> str:
+    """One LocalCluster for the module, in a child process (starting one takes seconds)."""
+    global _dask_cluster
+    if _dask_cluster is None:
+        import atexit
+        import json
+        import subprocess
+        import sys
+
+        _dask_cluster = subprocess.Popen(
+            [sys.executable, "-c", _CLUSTER_SCRIPT, json.dumps(sys.path), str(DASK_WORKERS)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        _dask_cluster.address = _dask_cluster.stdout.readline().strip()
+        atexit.register(_dask_cluster.stdin.close)
+    return _dask_cluster.address
 
 
 @pytest.fixture(params=CONFIGS)
@@ -416,7 +460,11 @@ def _max_overlap(runs_start: list[tuple], runs_done: list[tuple]) -> int:
 
 def test_runs_concurrently_up_to_the_worker_limit(config: Config, root: str) -> None:
     f = config.family
-    if config.name in CONCURRENT:
+    if config.name == "dask":  # Dask's workers set the limit: 2 threads in all
+        leaves = [f.Leaf(value=i, sleep=0.2) for i in range(6)]
+        assert config.build(leaves).n_succeeded == 6
+        assert _max_overlap(tt.read_runs(root, "start"), tt.read_runs(root)) == DASK_WORKERS
+    elif config.name in CONCURRENT:
         leaves = [f.Leaf(value=i, sleep=0.2) for i in range(4)]
         started = time.perf_counter()
         summary = config.build(leaves)
@@ -445,7 +493,7 @@ def test_process_config_runs_sync_tasks_in_other_processes(config: Config, root:
     leaves = [f.Leaf(value=i) for i in range(4)]
     config.build(leaves)
     pids = {pid for _, _, pid, _ in tt.read_runs(root)}
-    if config.name == "process":
+    if config.name in OTHER_PROCESSES:
         assert os.getpid() not in pids
     else:
         assert pids == {os.getpid()}
