@@ -91,6 +91,16 @@ sys.stdin.read()
 cluster.close()
 """
 _dask_address: str | None = None
+_dask_close: Callable[[], None] | None = None
+
+
+def close_dask_cluster() -> None:
+    """Close the benchmark's LocalCluster, if one was started (asv: at exit; tests: at teardown)."""
+    global _dask_address, _dask_close
+    if _dask_close is not None:
+        close, _dask_close, _dask_address = _dask_close, None, None
+        atexit.unregister(close)
+        close()
 
 
 def _dask() -> Callable[[Any], Any]:
@@ -100,7 +110,7 @@ def _dask() -> Callable[[Any], Any]:
     the timed builds. Each build connects to it, checks the target root and
     disconnects, as a build on a standing cluster does.
     """
-    global _dask_address
+    global _dask_address, _dask_close
     _import_build()
     try:
         from stardag.build import _dask  # noqa: F401
@@ -125,6 +135,7 @@ def _dask() -> Callable[[Any], Any]:
             proc.wait(timeout=30)
 
         atexit.register(close)
+        _dask_close = close
         # The workers import the task modules now, not in the first timed build.
         with distributed.Client(address, set_as_default=False) as client:
             client.run(importlib.import_module, "benchmarks.tasks")
