@@ -19,6 +19,12 @@ NIGHTLY = ROOT / "tools" / "nightly.py"
 PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
 MACHINE = "testbox"
 BASE_N = 20_000
+# On this kind of shared VM even CPU time of identical code moves by up to ~1.8x
+# between minutes (measured: sum(range(20000)) took 186-366 us in three quiet
+# back-to-back runs), so the tests flag at 3x and slow a commit down 16x. The
+# job's default (1.5) is for a dedicated, quiet benchmark machine (README).
+COMPARE_FACTOR = "3"
+SLOWDOWN = 16
 
 _BENCH = '''\
 import os
@@ -111,7 +117,7 @@ class TinyProject:
     def args(self, *extra: str, push: bool = False) -> list[str]:
         return [sys.executable, str(NIGHTLY), "--repo", str(self.repo), "--state-dir",
                 str(self.state), "--machine", MACHINE, "--pythons", PYTHON,
-                *([] if push else ["--no-push"]), *extra]
+                "--compare-factor", COMPARE_FACTOR, *([] if push else ["--no-push"]), *extra]
 
     def run(self, *extra: str, delay: float = 0.0, push: bool = False
             ) -> subprocess.CompletedProcess:

@@ -14,7 +14,7 @@ import pytest
 from asv.results import Results
 
 sys.path.insert(0, str(Path(__file__).parent))  # also under --import-mode=importlib
-from nightly_project import BASE_N, MACHINE, PYTHON, ROOT, TinyProject, check_run  # noqa: E402
+from nightly_project import BASE_N, MACHINE, PYTHON, ROOT, SLOWDOWN, TinyProject, check_run  # noqa: E402
 
 BENCH = "bench_tiny.TimeTiny.time_work"
 BUSY = "another nightly run holds"
@@ -175,14 +175,14 @@ def test_regression_report_flags_the_slowed_commit_and_nothing_else(project):
         assert "No regressions." in (project.site / "regressions.txt").read_text()
         assert json.loads((project.site / "regressions.json").read_text()) == {"regressions": []}
 
-    slow = project.commit("4x slower", n=4 * BASE_N)
-    after = project.commit("after, same speed", n=4 * BASE_N)
+    slow = project.commit(f"{SLOWDOWN}x slower", n=SLOWDOWN * BASE_N)
+    after = project.commit("after, same speed", n=SLOWDOWN * BASE_N)
     out = check_run(project.run("--fail-on-regression"), code=3)
     report = (project.site / "regressions.txt").read_text()
     rows = json.loads((project.site / "nightly-regressions.json").read_text())["regressions"]
     flagged = [(r["benchmark"], r["commit_after"], r["new"]) for r in rows]
     assert flagged == [(BENCH, slow, True)], report
-    assert 2.5 < rows[0]["ratio"] < 6, rows
+    assert SLOWDOWN / 3 < rows[0]["ratio"] < SLOWDOWN * 3, rows
     assert f"..{slow[:8]}" in report and "slower" in report
     assert "New regressions (1)" in out  # also in the log / stderr
     assert after[:8] not in report
