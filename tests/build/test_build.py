@@ -121,6 +121,21 @@ def _dask_address() -> str:
     return _dask_cluster.address
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _close_dask_cluster():
+    """Close the module's cluster with the module: later tests count this process's children."""
+    global _dask_cluster
+    yield
+    if _dask_cluster is not None:
+        cluster, _dask_cluster = _dask_cluster, None
+        cluster.stdin.close()
+        try:
+            cluster.wait(timeout=30)
+        except Exception:
+            cluster.kill()
+            cluster.wait()
+
+
 @pytest.fixture(params=CONFIGS)
 def config(request: pytest.FixtureRequest, root: str) -> Config:
     return _make_config(request.param)
