@@ -36,9 +36,9 @@ import uuid
 from typing import Any, Callable
 
 from ..errors import StardagError, TargetError, TaskPicklingError, WorkerDiedError
-from ..target import get_target_root, is_memory_root, set_target_root
+from ..target import get_target_root, set_target_root
 from ..task import Task
-from ._executors import FAILED, OK, _Executor, _run_in_worker
+from ._executors import FAILED, OK, _Executor, _run_in_worker, unsendable
 
 __all__ = ["DaskExecutor", "SchedulerUnreachableError", "local_cluster", "require_distributed"]
 
@@ -202,7 +202,7 @@ class DaskExecutor(_Executor):
     """Runs sync tasks on a Dask cluster: the one at ``address``, else a LocalCluster of its own.
 
     Raises (at creation):
-        TargetError: an in-memory target root, or one the workers cannot reach.
+        TargetError: a target root the workers cannot reach (the driver refuses in-memory ones).
         SchedulerUnreachableError: no scheduler at ``address`` within the timeout, or no workers.
         ImportError: dask.distributed is not installed.
     """
@@ -210,14 +210,8 @@ class DaskExecutor(_Executor):
     def __init__(self, post: Callable[[tuple], None], address: str | None = None,
                  n_workers: int | None = None):
         super().__init__(1, post)
-        root = get_target_root()
-        if is_memory_root(root):
-            raise TargetError(
-                f"the in-memory target root {root!r} cannot be shared with Dask workers; set a "
-                "directory the workers share as target root (set_target_root or STARDAG_TARGET_ROOT)"
-            )
         dask, distributed = _import_distributed()
-        self._root = root
+        self._root = get_target_root()  # the driver has refused an in-memory one
         self._address = address
         self._killed_worker = distributed.KilledWorker
         self._futures: dict[str, tuple[Task, Any]] = {}
@@ -234,7 +228,7 @@ class DaskExecutor(_Executor):
             self._address = self._client.scheduler.address
             try:
                 n_threads = self._wait_for_threads()
-                _check_root(self._client, root)
+                _check_root(self._client, self._root)
             except (StardagError, ImportError):
                 raise
             except Exception as exc:
@@ -282,12 +276,7 @@ class DaskExecutor(_Executor):
         try:
             data = pickle.dumps(task, pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
-            error = TaskPicklingError(
-                f"task {task!r} cannot be sent to a Dask worker: {exc}; make its class importable "
-                "and its parameters picklable, or run it in 'thread' mode"
-            )
-            error.__cause__ = exc
-            self._post((self, task.task_id, FAILED, (error, traceback.format_exc())))
+            self._post(unsendable(self, task, exc, "a Dask worker"))
             return
         # One key group ("stardag"), so that once the build has more tasks in
         # flight than twice Dask's threads, Dask queues them on the scheduler

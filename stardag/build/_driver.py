@@ -39,6 +39,7 @@ from ._summary import BuildStatus, BuildSummary, FailMode, TaskFailure
 
 __all__ = ["Driver"]
 
+_OTHER_PROCESSES = (PROCESS, DASK)
 _BY_CLASS = (DefaultExecutionModeSelector.__call__, _SequentialSelector.__call__)
 
 
@@ -234,6 +235,7 @@ class Driver:
             executor.start_workers()
             return executor
         if mode == DASK:
+            self._check_root(mode)
             from ._dask import DaskExecutor  # dask is optional: imported by the first Dask build
 
             runner = self.runner
@@ -328,12 +330,13 @@ class Driver:
     # -- the loop ----------------------------------------------------------
 
     def _check_root(self, mode: str) -> None:
+        """Tasks in other processes (``process``, ``dask``) need a root they can all reach."""
         root = get_target_root()
-        if mode == PROCESS and is_memory_root(root):
+        if mode in _OTHER_PROCESSES and is_memory_root(root):
             raise TargetError(
-                f"the in-memory target root {root!r} cannot be shared with worker processes; "
-                "set a directory as target root (set_target_root or STARDAG_TARGET_ROOT) or use "
-                "thread mode"
+                f"the in-memory target root {root!r} cannot be shared with the worker processes of "
+                f"{mode!r} mode; set a directory they all reach as target root (set_target_root or "
+                "STARDAG_TARGET_ROOT) or use thread mode"
             )
 
     async def run(self, roots: Any) -> BuildSummary:
@@ -347,8 +350,9 @@ class Driver:
 
     async def _run(self, roots: list[Task]) -> BuildSummary:
         started = time.perf_counter()
-        if self.runner.may_use(PROCESS):
-            self._check_root(PROCESS)
+        for mode in _OTHER_PROCESSES:
+            if self.runner.may_use(mode):
+                self._check_root(mode)
         self.inbox = _Inbox(asyncio.get_running_loop())
         self.discover(roots)
         self.registry.build_start(roots)

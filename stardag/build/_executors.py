@@ -44,6 +44,7 @@ __all__ = [
     "ThreadExecutor",
     "run_async",
     "run_sync",
+    "unsendable",
 ]
 
 OK, FAILED, DEPS, NOT_RUN = range(4)
@@ -257,6 +258,16 @@ def _run_in_worker(task: Task) -> tuple[int, Any]:
     return kind, payload
 
 
+def unsendable(executor: Any, task: Task, exc: Exception, where: str) -> tuple:
+    """The ``FAILED`` outcome of a task that could not be pickled for ``where``."""
+    error = TaskPicklingError(
+        f"task {task!r} cannot be sent to {where}: {exc}; make its class importable "
+        "and its parameters picklable, or run it in 'thread' mode"
+    )
+    error.__cause__ = exc
+    return (executor, task.task_id, FAILED, (error, traceback.format_exc()))
+
+
 class _Worker:
     __slots__ = ("process", "conn", "task", "known")
 
@@ -309,12 +320,7 @@ class ProcessExecutor(_Executor):
             data = dumps_for(task, worker.known)
         except Exception as exc:
             self._idle.append(worker)
-            error = TaskPicklingError(
-                f"task {task!r} cannot be sent to a worker process: {exc}; make its class importable "
-                "and its parameters picklable, or run it in 'thread' mode"
-            )
-            error.__cause__ = exc
-            self._post((self, task.task_id, FAILED, (error, traceback.format_exc())))
+            self._post(unsendable(self, task, exc, "a worker process"))
             return
         worker.task = task
         worker.conn.send((get_target_root(), data))
