@@ -295,9 +295,9 @@ class Driver:
     def _extend(self, task_id: str, deps: list[Task], resume: Any) -> None:
         try:
             dep_ids = self.discover(deps)
+        except DependencyCycleError:
+            raise
         except Exception as exc:  # a bad dynamic dependency fails its task, not the build
-            if isinstance(exc, DependencyCycleError):
-                raise
             self._fail(task_id, exc, "")
             return
         if resume is not None:
