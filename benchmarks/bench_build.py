@@ -1,18 +1,29 @@
 """Build time and efficiency of each scenario under each configuration.
 
 ``time_build``: one whole build from a fresh target root (seconds).
-``track_efficiency``: ideal makespan / measured time of one more build, where
-the ideal is Hu's schedule of the DAG with the configuration's parallel slots
+``track_efficiency``: ideal makespan / the median of this run's ``time_build``
+samples of the same scenario and configuration, where the ideal is Hu's
+schedule of the DAG with the configuration's parallel slots
 (benchmarks/ideal.py). 1.0 is the physical limit; the gap is overhead, the GIL
-or waiting.
+or waiting. It reuses the samples (left in the run's directory) rather than
+building again, which would double the suite's time; run without them
+(``asv run --bench track_efficiency``), it times one build of its own.
 """
 
 from __future__ import annotations
 
+import statistics
 import timeit
 
 from benchmarks import configuration
-from benchmarks.common import BuildBenchmark, RootPool, build_checked, import_stardag
+from benchmarks.common import (
+    BuildBenchmark,
+    RootPool,
+    build_checked,
+    import_stardag,
+    record_samples,
+    recorded_samples,
+)
 from benchmarks.scenario import SCENARIOS
 
 
@@ -21,24 +32,32 @@ class _Scenario(BuildBenchmark):
 
     param_names = ["scenario", "configuration"]
 
-    def setup(self, scenario: str, config: str) -> None:
+    def setup(self, run_dir: str, scenario: str, config: str) -> None:
         import_stardag()
         self.scenario = SCENARIOS[scenario]
         self.config = configuration.get(config)
         self.builder = self.config.make_builder()
         self.dag = self.scenario.make_dag(self.config.async_tasks)
         self.roots = RootPool("file")
+        self.samples: list[float] = []
 
-    def time_build(self, scenario: str, config: str) -> None:
-        build_checked(self.builder, self.dag, self.roots.fresh())
-
-    def track_efficiency(self, scenario: str, config: str) -> float:
+    def _timed_build(self) -> float:
         start = timeit.default_timer()
         build_checked(self.builder, self.dag, self.roots.fresh())
-        measured = timeit.default_timer() - start
-        return self.scenario.ideal_seconds(self.config, self.dag) / measured
+        return timeit.default_timer() - start
+
+    def time_build(self, run_dir: str, scenario: str, config: str) -> None:
+        self.samples.append(self._timed_build())
+
+    def track_efficiency(self, run_dir: str, scenario: str, config: str) -> float:
+        samples = recorded_samples(run_dir, f"{scenario}-{config}") or [self._timed_build()]
+        return self.scenario.ideal_seconds(self.config, self.dag) / statistics.median(samples)
 
     track_efficiency.unit = "ideal / measured"
+
+    def teardown(self, run_dir: str, scenario: str, config: str) -> None:
+        record_samples(run_dir, f"{scenario}-{config}", getattr(self, "samples", []))
+        super().teardown(run_dir, scenario, config)
 
 
 class IOBound(_Scenario):

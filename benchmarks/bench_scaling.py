@@ -72,7 +72,7 @@ class LightScaling(BuildBenchmark):
     params = [SHAPES, SIZES, STORAGES, configuration.NAMES]
     param_names = ["shape", "n_tasks", "storage", "configuration"]
 
-    def setup(self, shape: str, n_tasks: int, storage: str, config: str) -> None:
+    def setup(self, run_dir: str, shape: str, n_tasks: int, storage: str, config: str) -> None:
         import_stardag()
         self.config = configuration.get(config)
         _check_storage(storage, n_tasks, self.config, shape)
@@ -80,7 +80,7 @@ class LightScaling(BuildBenchmark):
         self.dag = dags.light_family(shape, n_tasks, self.config.async_tasks)
         self.roots = RootPool(storage)
 
-    def track_overhead_us(self, shape: str, n_tasks: int, storage: str, config: str) -> float:
+    def track_overhead_us(self, run_dir: str, shape: str, n_tasks: int, storage: str, config: str) -> float:
         # The floor is taken on both sides of the build and the lower kept: on a
         # shared machine a load spike during one floor run would hide the overhead.
         floor = run_floor(self.dag, self.roots.fresh())
@@ -99,13 +99,13 @@ class LightFloor(BuildBenchmark):
     params = [SHAPES, SIZES, STORAGES]
     param_names = ["shape", "n_tasks", "storage"]
 
-    def setup(self, shape: str, n_tasks: int, storage: str) -> None:
+    def setup(self, run_dir: str, shape: str, n_tasks: int, storage: str) -> None:
         import_stardag()
         _check_storage(storage, n_tasks, None)
         self.dag = dags.light_family(shape, n_tasks, False)
         self.roots = RootPool(storage)
 
-    def track_floor_us(self, shape: str, n_tasks: int, storage: str) -> float:
+    def track_floor_us(self, run_dir: str, shape: str, n_tasks: int, storage: str) -> float:
         return run_floor(self.dag, self.roots.fresh()) / n_tasks * 1e6
 
     track_floor_us.unit = "us per task"
@@ -121,7 +121,7 @@ class LargeDagMemory(BuildBenchmark):
     params = [configuration.NAMES]
     param_names = ["configuration"]
 
-    def setup(self, config: str) -> None:
+    def setup(self, run_dir: str, config: str) -> None:
         import_stardag()
         self.config = configuration.get(config)
         cap = self.config.max_light_tasks
@@ -130,6 +130,6 @@ class LargeDagMemory(BuildBenchmark):
         self.builder = self.config.make_builder()
         self.roots = RootPool("file")
 
-    def peakmem_build(self, config: str) -> None:
+    def peakmem_build(self, run_dir: str, config: str) -> None:
         dag = dags.fan_in(dags.light_class(self.config.async_tasks), LARGE_DAG_TASKS)
         build_checked(self.builder, dag, self.roots.fresh())

@@ -15,6 +15,8 @@ the benchmarks are about.
 
 from __future__ import annotations
 
+import glob
+import json
 import os
 import shutil
 import tempfile
@@ -128,6 +130,27 @@ def check_summary(summary: Any, n_tasks: int, root: str) -> None:
         )
 
 
+def record_samples(run_dir: str, key: str, samples: list[float]) -> None:
+    """Leave ``samples`` (seconds) of ``key`` in the run's directory for later benchmarks."""
+    if not samples:
+        return
+    folder = os.path.join(run_dir, "samples")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{key}.{os.getpid()}-{uuid.uuid4().hex[:8]}.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(samples, f)
+    os.replace(path + ".tmp", path)  # a killed process leaves no half-written samples
+
+
+def recorded_samples(run_dir: str, key: str) -> list[float]:
+    """Every sample of ``key`` that earlier benchmark processes of this run recorded."""
+    samples: list[float] = []
+    for path in sorted(glob.glob(os.path.join(glob.escape(run_dir), "samples", f"{glob.escape(key)}.*.json"))):
+        with open(path) as f:
+            samples.extend(json.load(f))
+    return samples
+
+
 class BuildBenchmark:
     """Timing policy for every benchmark of the suite (asv reads these attributes).
 
@@ -135,6 +158,11 @@ class BuildBenchmark:
     warmup. Samples: up to 3, but no new one once 5 s have gone (the ~6 s heavy
     builds get one): a full run of the suite must stay within 5 minutes.
     The clock is wall time: the work runs in other threads and processes.
+
+    Every benchmark takes the run's directory as its first argument
+    (``setup_cache``, defined once here, so asv makes one for the whole suite
+    per commit and environment, and removes it when the run is done): later
+    benchmarks of the same run read what earlier ones left there.
     """
 
     number = 1
@@ -148,6 +176,9 @@ class BuildBenchmark:
 
     roots: RootPool | None = None
 
-    def teardown(self, *params: Any) -> None:
+    def setup_cache(self) -> str:
+        return os.getcwd()  # asv runs this in a new directory of its own
+
+    def teardown(self, run_dir: str, *params: Any) -> None:
         if self.roots is not None:
             self.roots.clear()

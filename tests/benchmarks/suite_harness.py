@@ -4,7 +4,10 @@
 
 For every class in ``benchmarks/bench_*.py``, every benchmark method and every
 combination of ``params``: ``setup``, the method, (with ``--twice``: the method
-again, without a new ``setup``, as asv's timeit loop may), ``teardown``.
+again, without a new ``setup``, as asv's timeit loop may), ``teardown``. As in
+asv, benchmarks run in name order, and a class with ``setup_cache`` gets its
+result as first argument: one directory for the whole run, as the suite's
+classes share one ``setup_cache``.
 Prints one JSON list of {"name", "params", "outcome": "ok"|"skipped"|"error",
 "detail"}. Run it in a subprocess: the environment (``STARDAG_BENCH_SMOKE``,
 a blocked stardag import) must be set before the suite is imported.
@@ -16,8 +19,11 @@ import importlib
 import inspect
 import itertools
 import json
+import os
 import pkgutil
+import shutil
 import sys
+import tempfile
 import traceback
 
 PREFIXES = ("time_", "track_", "peakmem_", "mem_", "timeraw_")
@@ -41,15 +47,28 @@ def benchmarks(package: str = "benchmarks"):
 
 def run_all(twice: bool) -> list[dict]:
     outcomes = []
-    for name, cls, attr in benchmarks():
+    caches: dict[object, object] = {}
+    for name, cls, attr in sorted(benchmarks(), key=lambda b: b[0]):
         params = getattr(cls, "params", [])
         combos = list(itertools.product(*params)) if params else [()]
+        cache = ()
+        if hasattr(cls, "setup_cache"):
+            key = cls.setup_cache.__code__  # asv's key: where the function is defined
+            if key not in caches:
+                here = os.getcwd()
+                os.chdir(tempfile.mkdtemp(prefix="suite-harness-"))
+                try:
+                    caches[key] = cls().setup_cache()
+                finally:
+                    os.chdir(here)
+            cache = (caches[key],)
         for combo in combos:
             bench = cls()
             entry = {"name": name, "params": list(combo), "outcome": "ok", "detail": ""}
+            args = (*cache, *combo)
             try:
                 if hasattr(bench, "setup"):
-                    bench.setup(*combo)
+                    bench.setup(*args)
             except NotImplementedError as err:
                 entry.update(outcome="skipped", detail=str(err))
                 outcomes.append(entry)
@@ -60,15 +79,17 @@ def run_all(twice: bool) -> list[dict]:
                 continue
             try:
                 for _ in range(2 if twice else 1):
-                    value = getattr(bench, attr)(*combo)
+                    value = getattr(bench, attr)(*args)
                     if attr.startswith("track_"):
                         entry["detail"] = value
             except Exception:
                 entry.update(outcome="error", detail=traceback.format_exc())
             finally:
                 if hasattr(bench, "teardown"):
-                    bench.teardown(*combo)
+                    bench.teardown(*args)
             outcomes.append(entry)
+    for run_dir in caches.values():
+        shutil.rmtree(str(run_dir), ignore_errors=True)
     return outcomes
 
 

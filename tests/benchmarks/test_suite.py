@@ -7,6 +7,7 @@ up to 100 tasks) in a subprocess, so they take seconds, not the suite's minutes.
 from __future__ import annotations
 
 import json
+import statistics
 import os
 import subprocess
 import sys
@@ -113,3 +114,56 @@ def test_each_call_gets_a_new_root():
     pool = RootPool("memory")
     assert pool.fresh() != pool.fresh()
     assert all(r.startswith("memory://") for r in pool.used)
+
+
+class _CountingBuilder:
+    def __init__(self, builder):
+        self.builder, self.calls = builder, 0
+
+    def __call__(self, roots):
+        self.calls += 1
+        return self.builder(roots)
+
+
+def _efficiency_bench(run_dir: str):
+    from benchmarks.bench_build import CPUBound
+
+    bench = CPUBound()
+    bench.setup(run_dir, "cpu_tree", "sequential")
+    bench.builder = _CountingBuilder(bench.builder)
+    return bench
+
+
+def test_efficiency_reuses_the_runs_time_build_samples(tmp_path, monkeypatch):
+    """track_efficiency = ideal / median of time_build's samples from earlier processes of the run."""
+    from benchmarks import ideal as ideal_module
+
+    monkeypatch.setattr(ideal_module, "seconds_per_sha256", lambda: 2e-7)  # else measured afresh
+    args = (str(tmp_path), "cpu_tree", "sequential")
+    timed = _efficiency_bench(args[0])
+    for _ in range(3):
+        timed.time_build(*args)
+    timed.teardown(*args)
+    assert timed.builder.calls == 3 and len(timed.samples) == 3
+
+    tracker = _efficiency_bench(args[0])
+    try:
+        efficiency = tracker.track_efficiency(*args)
+    finally:
+        tracker.teardown(*args)
+    ideal = tracker.scenario.ideal_seconds(tracker.config, tracker.dag)
+    assert tracker.builder.calls == 0
+    assert efficiency == pytest.approx(ideal / statistics.median(timed.samples))
+
+
+def test_efficiency_alone_times_a_build_of_its_own(tmp_path):
+    """Without time_build samples (asv run --bench track_efficiency) it builds, from a fresh root."""
+    args = (str(tmp_path), "cpu_tree", "sequential")
+    tracker = _efficiency_bench(args[0])
+    try:
+        efficiency = tracker.track_efficiency(*args)
+    finally:
+        tracker.teardown(*args)
+    assert tracker.builder.calls == 1
+    assert 0 < efficiency < 1.5
+    assert not list(tmp_path.rglob("*.json")), "only time_build's samples are shared"
