@@ -36,7 +36,7 @@ class _Scenario(BuildBenchmark):
         import_stardag()
         self.scenario = SCENARIOS[scenario]
         self.config = configuration.get(config)
-        self.builder = self.config.make_builder()
+        self.builder = self.config.make_builder(run_dir)
         self.dag = self.scenario.make_dag(self.config.async_tasks)
         self.roots = RootPool("file")
         self.samples: list[float] = []

@@ -76,7 +76,7 @@ class LightScaling(BuildBenchmark):
         import_stardag()
         self.config = configuration.get(config)
         _check_storage(storage, n_tasks, self.config, shape)
-        self.builder = self.config.make_builder()
+        self.builder = self.config.make_builder(run_dir)
         self.dag = dags.light_family(shape, n_tasks, self.config.async_tasks)
         self.roots = RootPool(storage)
 
@@ -127,7 +127,7 @@ class LargeDagMemory(BuildBenchmark):
         cap = self.config.max_light_tasks
         if cap is not None and LARGE_DAG_TASKS > cap:
             raise NotImplementedError(f"{config} stops at {cap} light tasks (suite budget)")
-        self.builder = self.config.make_builder()
+        self.builder = self.config.make_builder(run_dir)
         self.roots = RootPool("file")
 
     def peakmem_build(self, run_dir: str, config: str) -> None:

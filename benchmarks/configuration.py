@@ -11,11 +11,7 @@ physical limit, and the gap is what the configuration costs.
 
 from __future__ import annotations
 
-import atexit
-import importlib
 import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -72,78 +68,40 @@ def _hybrid(sync_mode: str, **workers: int) -> Callable[[Any], Any]:
     return run
 
 
-# A LocalCluster in a child process: its threads would make a process pool in
-# this process give up fork. It closes when this process closes the pipe or dies.
-_CLUSTER_SCRIPT = """
-import signal, sys
-signal.signal(signal.SIGINT, signal.SIG_IGN)  # the benchmark process closes it
-sys.path.insert(0, sys.argv[1])  # the workers (spawned) import the benchmark tasks from there
-try:  # the LocalCluster the library starts for a build without a scheduler address
-    from stardag.build._dask import local_cluster
-except ImportError:  # a commit before local_cluster()
-    from distributed import LocalCluster
-    def local_cluster(n):
-        return LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                            scheduler_kwargs={"dashboard_address": ":0"})
-cluster = local_cluster(int(sys.argv[2]))
-print(cluster.scheduler_address, flush=True)
-sys.stdin.read()
-cluster.close()
-"""
-_dask_address: str | None = None
-_dask_close: Callable[[], None] | None = None
-
-
 def close_dask_cluster() -> None:
-    """Close the benchmark's LocalCluster, if one was started (asv: at exit; tests: at teardown)."""
-    global _dask_address, _dask_close
-    if _dask_close is not None:
-        close, _dask_close, _dask_address = _dask_close, None, None
-        atexit.unregister(close)
-        close()
+    """Stop this process's own LocalCluster, if it started one (tests: at teardown)."""
+    from benchmarks import dask_cluster
+
+    dask_cluster.close_private()
 
 
-def _dask() -> Callable[[Any], Any]:
-    """Builds on a LocalCluster of ``DASK_WORKERS`` processes, started once per benchmark process.
+def _dask(run_dir: str | None = None) -> Callable[[Any], Any]:
+    """Builds on a LocalCluster of ``DASK_WORKERS`` processes: the run's, or this process's own.
 
     Starting a cluster takes seconds: that happens here (in ``setup``), not in
-    the timed builds. Each build connects to it, checks the target root and
-    disconnects, as a build on a standing cluster does.
+    the timed builds, and once per run (benchmarks/dask_cluster.py). Each build
+    connects to it, checks the target root and disconnects, as a build on a
+    standing cluster does.
     """
-    global _dask_address, _dask_close
     _import_build()
     try:
         from stardag.build import _dask  # noqa: F401
     except ImportError:
         raise NotImplementedError("this commit's stardag.build has no dask mode") from None
     try:
-        import distributed
+        import distributed  # noqa: F401
     except ImportError:
         raise NotImplementedError("dask.distributed is not installed (pip install 'stardag[dask]')") from None
-    if _dask_address is None:
-        # asv imports this package through a meta-path hook, not sys.path.
-        parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        proc = subprocess.Popen([sys.executable, "-c", _CLUSTER_SCRIPT, parent, str(DASK_WORKERS)],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        address = proc.stdout.readline().strip()
-        if not address:
-            proc.kill()
-            raise RuntimeError("the benchmark's Dask LocalCluster did not start (see stderr)")
+    from benchmarks import dask_cluster
 
-        def close() -> None:
-            proc.stdin.close()
-            proc.wait(timeout=30)
-
-        atexit.register(close)
-        _dask_close = close
-        # The workers import the task modules now, not in the first timed build.
-        with distributed.Client(address, set_as_default=False) as client:
-            client.run(importlib.import_module, "benchmarks.tasks")
-        _dask_address = address
-    return _hybrid("dask", dask_address=_dask_address)
+    if run_dir is None:
+        address = dask_cluster.private_address(DASK_WORKERS)
+    else:
+        address = dask_cluster.address_in(run_dir, DASK_WORKERS)
+    return _hybrid("dask", dask_address=address)
 
 
-def _sequential() -> Callable[[Any], Any]:
+def _sequential(run_dir: str | None = None) -> Callable[[Any], Any]:
     (build_sequential,) = _need(_import_build(), "build_sequential")
     return lambda roots: build_sequential(list(roots))
 
@@ -153,7 +111,8 @@ class Configuration:
     """A named way to build: which task classes it uses and how to call the library."""
 
     name: str
-    make_builder: Callable[[], Callable[[Any], Any]]  # raises NotImplementedError if missing
+    # (run directory or None) -> builder; raises NotImplementedError if this commit lacks it
+    make_builder: Callable[..., Callable[[Any], Any]]
     async_tasks: bool  # use the Async* task classes (run_aio on the event loop)
     in_process: bool  # tasks run in this process: in-memory targets work
     io_slots: int
@@ -168,12 +127,12 @@ def _configurations() -> tuple[Configuration, ...]:
         Configuration("sequential", _sequential, False, True, 1, 1),
         Configuration(
             "thread_pool",
-            lambda: _hybrid("thread", max_thread_workers=WORKERS),
+            lambda run_dir=None: _hybrid("thread", max_thread_workers=WORKERS),
             False, True, WORKERS, min(WORKERS, cores),
         ),
         Configuration(
             "process_pool",
-            lambda: _hybrid("process", max_process_workers=WORKERS),
+            lambda run_dir=None: _hybrid("process", max_process_workers=WORKERS),
             False, False, WORKERS, min(WORKERS, cores),
         ),
         Configuration(
@@ -184,7 +143,7 @@ def _configurations() -> tuple[Configuration, ...]:
         ),
         Configuration(
             "async",
-            lambda: _hybrid("blocking", max_async_workers=ASYNC_WORKERS),
+            lambda run_dir=None: _hybrid("blocking", max_async_workers=ASYNC_WORKERS),
             True, True, ASYNC_WORKERS, 1,
         ),
     )
