@@ -1,7 +1,7 @@
 """Run stardag's asv benchmark suite with the Python interpreters this machine has.
 
     python tools/bench.py                 this commit on this Python, then publish to html/
-    python tools/bench.py quick           check every benchmark runs (~1 min): smoke workloads,
+    python tools/bench.py quick           check every benchmark runs (~15 s): smoke workloads,
                                           `asv run --quick --dry-run`, nothing saved
     python tools/bench.py sweep           this commit on every configured Python found, publish
     python tools/bench.py run [ARGS]      `asv run ARGS` on every configured Python found
