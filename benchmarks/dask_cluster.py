@@ -33,6 +33,17 @@ def _paths(run_dir: str) -> tuple[str, str, str]:
     return folder, os.path.join(folder, "address"), os.path.join(folder, "log")
 
 
+def _running(folder: str) -> bool:
+    """Whether the cluster process that wrote ``folder``'s pid is still there (not a zombie)."""
+    import psutil  # a dependency of distributed
+
+    try:
+        with open(os.path.join(folder, "pid")) as f:
+            return psutil.Process(int(f.read())).status() != psutil.STATUS_ZOMBIE
+    except (OSError, ValueError, psutil.Error):
+        return False
+
+
 def _reachable(address: str) -> bool:
     host, _, port = address.rpartition("://")[2].rpartition(":")
     try:
@@ -64,7 +75,7 @@ def address_in(run_dir: str, n_workers: int) -> str:
         with contextlib.suppress(FileNotFoundError):
             with open(address_file) as f:
                 address = f.read().strip()
-            if _reachable(address):
+            if _running(folder) and _reachable(address):  # its port may serve another process
                 return address
             os.remove(address_file)  # left by a killed cluster
         proc = _start(run_dir, n_workers)
