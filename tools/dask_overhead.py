@@ -16,25 +16,21 @@ Configurations alternate, every build starts from a fresh root.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import os
-import shutil
 import statistics
-import tempfile
+import sys
 import time
+from pathlib import Path
 
-from stardag import AutoTask, Task, target_root
-from stardag.build import DefaultExecutionModeSelector, HybridConcurrentTaskRunner, build
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the benchmark suite's tasks and DAGs
+
+from benchmarks import dags  # noqa: E402
+from benchmarks.bench_scaling import run_floor  # noqa: E402
+from benchmarks.common import RootPool, check_summary  # noqa: E402
+from benchmarks.tasks import HEAVY_ITERATIONS, LightTask, sha256_chain  # noqa: E402
+from stardag import AutoTask, Task, target_root  # noqa: E402
+from stardag.build import DefaultExecutionModeSelector, HybridConcurrentTaskRunner, build  # noqa: E402
 
 N_WORKERS = 2
-HEAVY_ITERATIONS = 5_000_000
-
-
-def sha256_chain(iterations: int) -> str:
-    digest = b"stardag"
-    for _ in range(iterations):
-        digest = hashlib.sha256(digest).digest()
-    return digest.hex()
 
 
 class Heavy(AutoTask[dict]):
@@ -53,27 +49,6 @@ class Heavy(AutoTask[dict]):
         self.output().save({"digest": digest, "seconds": time.perf_counter() - start})
 
 
-class Light(AutoTask[int]):
-    task_namespace = "dask_overhead"
-    index: int
-    deps: tuple[Task, ...] = ()
-
-    def requires(self):
-        return self.deps
-
-    def run(self) -> None:
-        self.output().save(sum(range(100)))
-
-
-def fan_in(cls: type, n: int) -> Task:
-    return cls(index=n - 1, deps=tuple(cls(index=i) for i in range(n - 1)))
-
-
-def _fresh_root() -> str:
-    base = "/dev/shm" if os.path.isdir("/dev/shm") else None
-    return tempfile.mkdtemp(prefix="stardag-dask-overhead-", dir=base)
-
-
 def runner(config: str, address: str) -> HybridConcurrentTaskRunner:
     if config == "dask":
         return HybridConcurrentTaskRunner(
@@ -86,21 +61,21 @@ def runner(config: str, address: str) -> HybridConcurrentTaskRunner:
     )
 
 
-def time_build(dag: Task, n: int, config: str, address: str, ideal: list[float] | None = None) -> float:
+def time_build(dag: dags.Dag, config: str, address: str, ideal: list[float] | None = None) -> float:
     """Seconds for one build from a fresh root; appends the heavy DAG's ideal to ``ideal``."""
-    root = _fresh_root()
+    roots = RootPool("file")
+    root = roots.fresh()
     try:
         with target_root(root):
             task_runner = runner(config, address)
             start = time.perf_counter()
-            summary = build([dag], task_runner=task_runner)
+            summary = build(list(dag.roots), task_runner=task_runner)
             elapsed = time.perf_counter() - start
             if ideal is not None:
-                ideal.append(ideal_from_durations(dag))
+                ideal.append(ideal_from_durations(dag.roots[0]))
     finally:
-        shutil.rmtree(root, ignore_errors=True)
-    if summary.n_succeeded != n:
-        raise RuntimeError(f"expected {n} tasks to run under {config}, got {summary}")
+        roots.clear()
+    check_summary(summary, dag.n_tasks, root)
     return elapsed
 
 
@@ -116,16 +91,11 @@ def ideal_from_durations(top: Task) -> float:
 
 
 def floor_us(n: int = 2000) -> float:
-    tasks = [Light(index=i) for i in range(n)]
-    root = _fresh_root()
+    roots = RootPool("file")
     try:
-        with target_root(root):
-            start = time.perf_counter()
-            for task in tasks:
-                task.output().save(sum(range(100)))
-            return (time.perf_counter() - start) / n * 1e6
+        return run_floor(dags.fan_in(LightTask, n), roots.fresh()) / n * 1e6
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        roots.clear()
 
 
 def one_heavy_task_s() -> float:
@@ -155,14 +125,14 @@ def main() -> None:
     configs = ("process_pool", "dask")
     try:
         if not args.skip_heavy:
-            dag = fan_in(Heavy, 5)
+            dag = dags.heavy(Heavy)
             times: dict[str, list[float]] = {c: [] for c in configs}
             ideals: dict[str, list[float]] = {c: [] for c in configs}
             singles = []
             for _ in range(args.repeat):
                 singles.append(one_heavy_task_s())
                 for config in configs:
-                    times[config].append(time_build(dag, 5, config, address, ideals[config]))
+                    times[config].append(time_build(dag, config, address, ideals[config]))
             t = statistics.median(singles)
             print(f"heavy 4+1: one task alone t = {t:.3f} s (median of {len(singles)}), ideal 3 t = {3 * t:.3f} s")
             for config in configs:
@@ -172,13 +142,13 @@ def main() -> None:
                       f"min {best / (3 * t):.3f}   / ideal from the tasks' own durations: median "
                       f"{statistics.median(ratios):.3f} min {min(ratios):.3f}")
         n = args.n
-        dag = fan_in(Light, n)
+        dag = dags.fan_in(LightTask, n)
         times = {c: [] for c in configs}
         floors = []
         for _ in range(args.repeat):
             floors.append(floor_us())
             for config in configs:
-                times[config].append(time_build(dag, n, config, address))
+                times[config].append(time_build(dag, config, address))
         floor = statistics.median(floors)
         print(f"light fan-in of {n}: floor (work + one write) {floor:.1f} µs/task")
         for config in configs:

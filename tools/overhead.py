@@ -11,49 +11,23 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
-import shutil
-import tempfile
+import sys
 import time
+from pathlib import Path
 
-from stardag import AutoTask, Task, target_root
-from stardag.build import (DefaultExecutionModeSelector, HybridConcurrentTaskRunner, build,
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the benchmark suite's tasks and DAGs
+
+from benchmarks import dags  # noqa: E402
+from benchmarks.bench_scaling import run_floor  # noqa: E402
+from benchmarks.common import RootPool, check_summary  # noqa: E402
+from stardag import target_root  # noqa: E402
+from stardag.build import (DefaultExecutionModeSelector, HybridConcurrentTaskRunner, build,  # noqa: E402
                            build_sequential)
 
 
-class Light(AutoTask[int]):
-    """A near-zero task: exposes the build's own cost."""
-
-    task_namespace = "overhead"
-    index: int
-    deps: tuple[Task, ...] = ()
-
-    def requires(self):
-        return self.deps
-
-    def run(self) -> None:
-        self.output().save(sum(range(100)))
-
-
-def fan_in(n: int) -> Light:
-    return Light(index=n, deps=tuple(Light(index=i) for i in range(n - 1)))
-
-
-def chain(n: int) -> Light:
-    task = Light(index=0)
-    for i in range(1, n):
-        task = Light(index=i, deps=(task,))
-    return task
-
-
-def _root(storage: str, run: int) -> str:
-    if storage == "memory":
-        return f"memory://overhead-{os.getpid()}-{run}"
-    base = "/dev/shm" if storage == "tmpfs" and os.path.isdir("/dev/shm") else None
-    return tempfile.mkdtemp(prefix="stardag-overhead-", dir=base)
-
-
-_runs = iter(range(10**9))
+def _roots(storage: str) -> RootPool:
+    """memory:// roots, or directories under the suite's root (tmpfs by default)."""
+    return RootPool("memory" if storage == "memory" else "file")
 
 
 def floor_us(storage: str, n: int = 2000) -> float:
@@ -62,39 +36,32 @@ def floor_us(storage: str, n: int = 2000) -> float:
     Measured over as many tasks as the build it is compared with (up to 10,000),
     so both create the same share of new directories.
     """
-    tasks = [Light(index=i) for i in range(n)]
-    root = _root(storage, next(_runs))
-    with target_root(root):
-        start = time.perf_counter()
-        for task in tasks:
-            task.output().save(sum(range(100)))
-        elapsed = time.perf_counter() - start
-    _cleanup(root)
-    return elapsed / n * 1e6
+    roots = _roots(storage)
+    try:
+        return run_floor(dags.light_family("fan_in", n, False), roots.fresh()) / n * 1e6
+    finally:
+        roots.clear()
 
 
-def _cleanup(root: str) -> None:
-    if not root.startswith("memory://"):
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def time_build(dag: Light, n: int, storage: str, configuration: str) -> float:
-    root = _root(storage, next(_runs))
-    with target_root(root):
-        gc.collect()
-        start = time.perf_counter()
-        if configuration == "sequential":
-            summary = build_sequential([dag])
-        else:
-            runner = HybridConcurrentTaskRunner(
-                execution_mode_selector=DefaultExecutionModeSelector(sync_run_default="thread"),
-                max_thread_workers=2,
-            )
-            summary = build([dag], task_runner=runner)
-        elapsed = time.perf_counter() - start
-    _cleanup(root)
-    if summary.n_succeeded != n:
-        raise RuntimeError(f"expected {n} tasks to run, {summary}")
+def time_build(dag: dags.Dag, storage: str, configuration: str) -> float:
+    roots = _roots(storage)
+    root = roots.fresh()
+    try:
+        with target_root(root):
+            gc.collect()
+            start = time.perf_counter()
+            if configuration == "sequential":
+                summary = build_sequential(list(dag.roots))
+            else:
+                runner = HybridConcurrentTaskRunner(
+                    execution_mode_selector=DefaultExecutionModeSelector(sync_run_default="thread"),
+                    max_thread_workers=2,
+                )
+                summary = build(list(dag.roots), task_runner=runner)
+            elapsed = time.perf_counter() - start
+    finally:
+        roots.clear()
+    check_summary(summary, dag.n_tasks, root)
     return elapsed
 
 
@@ -108,11 +75,11 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"{'storage':8} {'shape':7} {'n':>7} {'config':12} {'floor µs':>9} {'build s':>9} {'overhead µs/task':>17}")
     for storage in args.storage.split(","):
-        for shape, make in (("fan-in", fan_in), ("chain", chain)):
+        for shape in ("fan_in", "chain"):
             for n in sizes:
-                dag = make(n)
+                dag = dags.light_family(shape, n, False)
                 for configuration in args.configurations.split(","):
-                    best = min(time_build(dag, n, storage, configuration) for _ in range(args.repeat))
+                    best = min(time_build(dag, storage, configuration) for _ in range(args.repeat))
                     floor = min(floor_us(storage, min(n, 10_000)) for _ in range(3))
                     overhead = (best * 1e6 - n * floor) / n
                     print(f"{storage:8} {shape:7} {n:>7} {configuration:12} {floor:9.1f} {best:9.4f} {overhead:17.1f}",
