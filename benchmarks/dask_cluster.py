@@ -33,15 +33,16 @@ def _paths(run_dir: str) -> tuple[str, str, str]:
     return folder, os.path.join(folder, "address"), os.path.join(folder, "log")
 
 
-def _running(folder: str) -> bool:
-    """Whether the cluster process that wrote ``folder``'s pid is still there (not a zombie)."""
+def _process(folder: str):
+    """The cluster process that wrote ``folder``'s pid (a psutil.Process), or None once it is gone."""
     import psutil  # a dependency of distributed
 
     try:
         with open(os.path.join(folder, "pid")) as f:
-            return psutil.Process(int(f.read())).status() != psutil.STATUS_ZOMBIE
+            proc = psutil.Process(int(f.read()))
+        return proc if proc.status() != psutil.STATUS_ZOMBIE else None
     except (OSError, ValueError, psutil.Error):
-        return False
+        return None
 
 
 def _reachable(address: str) -> bool:
@@ -75,7 +76,7 @@ def address_in(run_dir: str, n_workers: int) -> str:
         with contextlib.suppress(FileNotFoundError):
             with open(address_file) as f:
                 address = f.read().strip()
-            if _running(folder) and _reachable(address):  # its port may serve another process
+            if _process(folder) is not None and _reachable(address):  # its port may serve another process
                 return address
             os.remove(address_file)  # left by a killed cluster
         proc = _start(run_dir, n_workers)
@@ -91,35 +92,31 @@ def address_in(run_dir: str, n_workers: int) -> str:
             return f.read().strip()
 
 
-_private: tuple[str, subprocess.Popen | None] | None = None
+_private_dir: str | None = None
 
 
 def private_address(n_workers: int) -> str:
     """A cluster for this process alone, stopped by ``close_private`` or at exit."""
-    global _private
-    if _private is None:
-        run_dir = tempfile.mkdtemp(prefix="stardag-bench-dask-")
-        _private = (run_dir, None)
+    global _private_dir
+    if _private_dir is None:
+        _private_dir = tempfile.mkdtemp(prefix="stardag-bench-dask-")
         atexit.register(close_private)
-    return address_in(_private[0], n_workers)
+    return address_in(_private_dir, n_workers)
 
 
 def close_private() -> None:
-    """Stop this process's private cluster, if it has one (it exits once its directory is gone)."""
-    global _private
-    if _private is not None:
-        run_dir, _ = _private
-        _private = None
+    """Stop this process's private cluster, if it has one, and wait for it to exit."""
+    global _private_dir
+    if _private_dir is not None:
+        import psutil
+
+        run_dir, _private_dir = _private_dir, None
         atexit.unregister(close_private)
-        _, address_file, _ = _paths(run_dir)
-        with contextlib.suppress(FileNotFoundError):
-            with open(address_file) as f:
-                address = f.read().strip()
-            shutil.rmtree(run_dir, ignore_errors=True)
-            deadline = time.monotonic() + 30
-            while _reachable(address) and time.monotonic() < deadline:
-                time.sleep(0.1)
-        shutil.rmtree(run_dir, ignore_errors=True)
+        proc = _process(_paths(run_dir)[0])
+        shutil.rmtree(run_dir, ignore_errors=True)  # the cluster's signal to stop
+        if proc is not None:
+            with contextlib.suppress(psutil.Error):  # gone already, or still closing after 30 s
+                proc.wait(timeout=30)
 
 
 def _serve(run_dir: str, repo: str, n_workers: int, idle_seconds: float) -> str:

@@ -75,7 +75,7 @@ def test_a_dead_clusters_address_is_replaced(run_dir):
 def test_a_process_without_a_run_gets_a_private_cluster_stopped_on_close():
     address = dask_cluster.private_address(1)
     assert dask_cluster.private_address(1) == address
-    run_dir = dask_cluster._private[0]
+    run_dir = dask_cluster._private_dir
     pid = int(Path(run_dir, "dask-cluster", "pid").read_text())
     dask_cluster.close_private()
     assert not _wait_gone(pid)
