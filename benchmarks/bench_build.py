@@ -13,16 +13,15 @@ building again, which would double the suite's time; run without them
 from __future__ import annotations
 
 import statistics
-import timeit
 
 from benchmarks import configuration
 from benchmarks.common import (
     BuildBenchmark,
     RootPool,
-    build_checked,
     import_stardag,
     record_samples,
     recorded_samples,
+    timed_build,
 )
 from benchmarks.scenario import SCENARIOS
 
@@ -41,16 +40,11 @@ class _Scenario(BuildBenchmark):
         self.roots = RootPool("file")
         self.samples: list[float] = []
 
-    def _timed_build(self) -> float:
-        start = timeit.default_timer()
-        build_checked(self.builder, self.dag, self.roots.fresh())
-        return timeit.default_timer() - start
-
     def time_build(self, run_dir: str, scenario: str, config: str) -> None:
-        self.samples.append(self._timed_build())
+        self.samples.append(timed_build(self.builder, self.dag, self.roots))
 
     def track_efficiency(self, run_dir: str, scenario: str, config: str) -> float:
-        samples = recorded_samples(run_dir, f"{scenario}-{config}") or [self._timed_build()]
+        samples = recorded_samples(run_dir, f"{scenario}-{config}") or [timed_build(self.builder, self.dag, self.roots)]
         return self.scenario.ideal_seconds(self.config, self.dag) / statistics.median(samples)
 
     track_efficiency.unit = "ideal / measured"

@@ -120,6 +120,13 @@ def build_checked(builder: Any, dag: Any, root: str) -> Any:
     return summary
 
 
+def timed_build(builder: Any, dag: Any, roots: RootPool) -> float:
+    """Seconds for one checked build of ``dag`` from a fresh root of ``roots``."""
+    start = timeit.default_timer()
+    build_checked(builder, dag, roots.fresh())
+    return timeit.default_timer() - start
+
+
 def check_summary(summary: Any, n_tasks: int, root: str) -> None:
     if summary.n_succeeded != n_tasks or summary.n_failed or summary.n_previously_complete:
         detail = "; ".join(f"{f.task_id[:12]}: {f.error!r}" for f in summary.failures[:3])

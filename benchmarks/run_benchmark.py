@@ -23,7 +23,7 @@ from pathlib import Path
 
 from benchmarks import configuration, dags
 from benchmarks.bench_scaling import run_floor
-from benchmarks.common import RootPool, build_checked, describe_target_root, import_stardag
+from benchmarks.common import RootPool, describe_target_root, import_stardag, timed_build
 from benchmarks.scenario import SCENARIOS
 
 LIGHT_CASES = [("fan_in", 10_000, "memory"), ("chain", 10_000, "memory"),
@@ -34,10 +34,7 @@ def measure_builds(config: configuration.Configuration, dag: dags.Dag, roots: Ro
     """Seconds of each build from a fresh root: 1 run, or 3 if the first took < 1 s."""
     runs: list[float] = []
     while len(runs) < (3 if runs and runs[0] < 1.0 else 1):
-        builder = config.make_builder()
-        start = timeit.default_timer()
-        build_checked(builder, dag, roots.fresh())
-        runs.append(timeit.default_timer() - start)
+        runs.append(timed_build(config.make_builder(), dag, roots))
     return runs
 
 
@@ -77,10 +74,7 @@ def run_light() -> list[dict]:
             try:
                 for _ in range(3):  # interleaved, best of 3 each: load spikes only add
                     floors.append(run_floor(dag, roots.fresh()))
-                    builder = config.make_builder()
-                    start = timeit.default_timer()
-                    build_checked(builder, dag, roots.fresh())
-                    runs.append(timeit.default_timer() - start)
+                    runs.append(timed_build(config.make_builder(), dag, roots))
             finally:
                 roots.clear()
             floor, best = min(floors), min(runs)
