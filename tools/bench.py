@@ -98,25 +98,19 @@ def target_root_note() -> str:
     return describe_target_root()
 
 
-def _asv_env(found: dict[str, interpreter.Interpreter], link_dir: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = link_dir + os.pathsep + env.get("PATH", "")
-    return env
-
-
 def asv(args: list[str], found: dict[str, interpreter.Interpreter]) -> int:
     """Run ``asv ARGS`` from the repo root with the found interpreters first on PATH."""
     link_dir = interpreter.link_dir(found)
     try:
         cmd = [sys.executable, "-m", "asv", *args]
         print("bench: $ asv " + " ".join(args), flush=True)
-        return subprocess.call(cmd, cwd=REPO, env=_asv_env(found, link_dir),
-                               stdin=subprocess.DEVNULL)
+        env = dict(os.environ, PATH=link_dir + os.pathsep + os.environ.get("PATH", ""))
+        return subprocess.call(cmd, cwd=REPO, env=env, stdin=subprocess.DEVNULL)
     finally:
         shutil.rmtree(link_dir, ignore_errors=True)
 
 
-def ensure_machine(found: dict[str, interpreter.Interpreter]) -> None:
+def ensure_machine() -> None:
     """Record this machine's description once, non-interactively (asv asks otherwise)."""
     if Path("~/.asv-machine.json").expanduser().exists():
         return
@@ -163,7 +157,7 @@ def run_job(versions: list[str], run_args: list[str], publish: bool) -> int:
     ensure_asv()
     found = find_pythons(versions)
     print("bench: " + target_root_note(), flush=True)
-    ensure_machine(found)
+    ensure_machine()
     py_args = [f"--python={v}" for v in versions if v in found]
     start = time.monotonic()
     rc = asv(["run", *py_args, *run_args], found)
@@ -191,8 +185,8 @@ def main(argv: list[str]) -> int:
     if command == "default":
         return run_job([current_version(versions)], [head_range()], publish=True)
     if command == "quick":
-        # A check that every benchmark runs under every configuration, in about a
-        # minute: smoke workloads (benchmarks/common.py), each once, nothing saved.
+        # A check that every benchmark runs under every configuration, in seconds:
+        # smoke workloads (benchmarks/common.py), each once, nothing saved.
         os.environ["STARDAG_BENCH_SMOKE"] = "1"
         return run_job([current_version(versions)], ["--quick", "--dry-run", head_range(), *rest],
                        publish=False)
@@ -200,7 +194,8 @@ def main(argv: list[str]) -> int:
         return run_job(versions, [head_range(), *rest], publish=True)
     if command == "run":
         # X.Y versions are looked up; anything else (existing:same, a path) goes to asv as is.
-        named = [v for v in _python_args(rest) if re.fullmatch(r"\d+\.\d+", v)]
+        py = _python_args(rest)
+        named = [v for v in py if re.fullmatch(r"\d+\.\d+", v)]
         if named:
             found = find_pythons(named)
             missing = [v for v in named if v not in found]
@@ -208,11 +203,11 @@ def main(argv: list[str]) -> int:
                 raise BenchError(f"python{missing[0]} was asked for and is not installed")
             ensure_asv()
             print("bench: " + target_root_note(), flush=True)
-            ensure_machine(found)
+            ensure_machine()
             return asv(["run", *rest], found)
-        if _python_args(rest):
+        if py:
             ensure_asv()
-            ensure_machine({})
+            ensure_machine()
             return asv(["run", *rest], {})
         return run_job(versions, rest, publish=False)
     if command == "asv":

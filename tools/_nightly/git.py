@@ -33,6 +33,10 @@ def git(cwd: str, *args: str, env: dict[str, str] | None = None, check: bool = T
     return proc.stdout
 
 
+def has_remote(repo: str, name: str) -> bool:
+    return name in git(repo, "remote").split()
+
+
 def remote_of(repo: str, branch: str) -> str | None:
     """The remote ``branch`` tracks, else ``origin`` if present, else None."""
     remotes = git(repo, "remote").split()

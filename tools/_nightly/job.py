@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from asv.results import Results
 
 from _nightly import environment, runlog, site
-from _nightly.git import GitError, ancestors, first_parent_commits, git, update_checkout
+from _nightly.git import GitError, ancestors, first_parent_commits, has_remote, update_checkout
 from _nightly.lock import RunLock
 from _nightly.regression import compare_to_baseline, merge, read_regressions, write_report
 from _nightly.store import ResultStore, StoredResult
@@ -147,7 +147,8 @@ def _run(opts: Options, state: _Run, lock_fd: int, log_path: str) -> int:
     if quarantined:
         store.commit(f"quarantine {len(quarantined)} unreadable file(s)")
 
-    todo, tips = _select_commits(store, opts, bench_repo, branches, pythons)
+    stored = store.results(opts.machine)
+    todo, tips = _select_commits(stored, opts, bench_repo, branches, pythons)
     deadline = None if opts.max_hours is None else time.monotonic() + opts.max_hours * 3600
     for i, (commit, missing) in enumerate(todo):
         if deadline is not None and time.monotonic() > deadline:
@@ -165,13 +166,13 @@ def _run(opts: Options, state: _Run, lock_fd: int, log_path: str) -> int:
         except GitError as exc:
             state.problem(f"results are committed locally but the push failed: {exc}")
 
-    if not _any_results(opts.results_dir):
+    if not store.has_results():
         state.problem("no results stored yet, so there is no site to publish")
         return EXIT_FAILURES
 
     out = _publish(asv, publish_conf, opts, state, log_path)
     new_commits = {r.commit_hash for r in state.benchmarked}
-    compared = _compare_new_results(store, opts, bench_repo, state)
+    compared = _compare_new_results(stored + state.benchmarked, store.path, opts, bench_repo, state)
     regressions = merge(compared, read_regressions(out, new_commits))
     header = (
         f"stardag nightly {state.stamp}, machine {opts.machine}: "
@@ -191,13 +192,13 @@ def _run(opts: Options, state: _Run, lock_fd: int, log_path: str) -> int:
     return EXIT_OK
 
 
-def _select_commits(store, opts, bench_repo, branches, pythons):
+def _select_commits(stored, opts, bench_repo, branches, pythons):
     """Commits of the newest ``max_commits`` per branch lacking a result, newest first.
 
     Newest first: the morning site shows the branch tip even when the time
     budget ends the run before older gaps are filled.
     """
-    done = {(r.commit_hash, r.python) for r in store.results(opts.machine)}
+    done = {(r.commit_hash, r.python) for r in stored}
     todo: dict[str, list[str]] = {}
     tips = set()
     for branch in branches:
@@ -253,13 +254,19 @@ def _benchmark(asv, run_conf, store, staging, commit, python, env_type, is_tip, 
         log.info("%s python %s: recorded and committed", commit[:8], python)
 
 
-def _compare_new_results(store, opts, bench_repo, state):
-    """``asv compare`` of each new result against its nearest benchmarked ancestor."""
-    by_env = {(r.commit_hash, r.env_name): r for r in store.results(opts.machine)}
-    units = _units(store.path)
+def _compare_new_results(stored, results_dir, opts, bench_repo, state):
+    """``asv compare`` of each new result against its nearest benchmarked ancestor.
+
+    ``stored``: every result of the machine, this run's included.
+    """
+    by_env = {(r.commit_hash, r.env_name): r for r in stored}
+    units = _units(results_dir)
     found = []
+    lineage: dict[str, list[str]] = {}  # one git rev-list per commit, not per Python
     for new in state.benchmarked:
-        for parent in ancestors(bench_repo, new.commit_hash, limit=opts.max_commits * 10):
+        if new.commit_hash not in lineage:
+            lineage[new.commit_hash] = ancestors(bench_repo, new.commit_hash, limit=opts.max_commits * 10)
+        for parent in lineage[new.commit_hash]:
             base = by_env.get((parent, new.env_name))
             if base is not None:
                 graph = {"machine": opts.machine, "python": new.python}
@@ -294,7 +301,7 @@ def _publish(asv, publish_conf, opts, state, log_path) -> str:
 
 def _deploy(out, opts, bench_repo, state) -> None:
     if opts.gh_pages:
-        push = opts.push and "origin" in _remotes(bench_repo)
+        push = opts.push and has_remote(bench_repo, "origin")
         line = site.commit_gh_pages(bench_repo, out, opts.gh_pages_branch,
                                     f"nightly benchmarks {state.stamp}", push=push)
         shutil.rmtree(out, ignore_errors=True)
@@ -347,14 +354,3 @@ def _die_with_parent() -> None:
         pr_set_pdeathsig = 1
         ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
-
-def _remotes(repo: str) -> list[str]:
-    return git(repo, "remote").split()
-
-
-def _any_results(results_dir: str) -> bool:
-    for root, dirs, files in os.walk(results_dir):
-        dirs[:] = [d for d in dirs if d != ".git"]
-        if any(f.endswith(".json") and f not in ("machine.json", "benchmarks.json") for f in files):
-            return True
-    return False

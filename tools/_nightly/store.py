@@ -23,7 +23,7 @@ from asv.benchmarks import Benchmarks
 from asv.machine import Machine
 from asv.results import Results
 
-from _nightly.git import git
+from _nightly.git import git, has_remote
 
 _TMP_SUFFIX = ".nightly-tmp"
 
@@ -63,13 +63,10 @@ class ResultStore:
                 if name.endswith(".lock"):
                     os.remove(os.path.join(root, name))
                     notes.append(f"removed stale git lock {os.path.join(root, name)}")
-        for root, _dirs, files in os.walk(self.path):
-            if _is_git_dir(self.path, root):
-                continue
-            for name in files:
-                if name.endswith(_TMP_SUFFIX):
-                    os.remove(os.path.join(root, name))
-                    notes.append(f"removed partial copy {os.path.join(root, name)}")
+        for path in self._files():
+            if path.endswith(_TMP_SUFFIX):
+                os.remove(path)
+                notes.append(f"removed partial copy {path}")
         if self.commit("recover results left uncommitted by an interrupted run"):
             notes.append("committed results left uncommitted by an interrupted run")
         return notes
@@ -78,22 +75,29 @@ class ResultStore:
         """Move every JSON file asv could not load out of the store."""
         notes = []
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        for root, _dirs, files in os.walk(self.path):
-            if _is_git_dir(self.path, root):
+        for path in sorted(self._files()):
+            if not path.endswith(".json"):
                 continue
-            for name in sorted(files):
-                path = os.path.join(root, name)
-                if not name.endswith(".json"):
-                    continue
-                error = validate(path)
-                if error is None:
-                    continue
-                rel = os.path.relpath(path, self.path)
-                dest = os.path.join(self.quarantine_dir, stamp, rel)
-                os.makedirs(os.path.dirname(dest), exist_ok=True)
-                shutil.move(path, dest)
-                notes.append(f"quarantined {rel} to {dest}: {error}")
+            error = validate(path)
+            if error is None:
+                continue
+            rel = os.path.relpath(path, self.path)
+            dest = os.path.join(self.quarantine_dir, stamp, rel)
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            shutil.move(path, dest)
+            notes.append(f"quarantined {rel} to {dest}: {error}")
         return notes
+
+    def has_results(self) -> bool:
+        """Whether the store holds any result file, of any machine."""
+        return any(p.endswith(".json") and _is_result_file(p) for p in self._files())
+
+    def _files(self):
+        """Every file of the store, outside git's own directory."""
+        for root, dirs, files in os.walk(self.path):
+            dirs[:] = [d for d in dirs if d != ".git"]
+            for name in files:
+                yield os.path.join(root, name)
 
     def results(self, machine: str) -> list[StoredResult]:
         """Every result file stored for ``machine``."""
@@ -137,7 +141,7 @@ class ResultStore:
 
     def push(self) -> str | None:
         """Push to ``origin`` if the store has one; return a line for the log."""
-        if "origin" not in git(self.path, "remote").split():
+        if not has_remote(self.path, "origin"):
             return None
         branch = git(self.path, "symbolic-ref", "--short", "HEAD").strip()
         git(self.path, "push", "--quiet", "origin", f"HEAD:{branch}")
@@ -187,11 +191,6 @@ def read_result(path: str, machine: str) -> StoredResult:
 
 def _is_result_file(path: str) -> bool:
     return os.path.basename(path) not in ("machine.json", "benchmarks.json")
-
-
-def _is_git_dir(top: str, root: str) -> bool:
-    rel = os.path.relpath(root, top)
-    return rel == ".git" or rel.startswith(".git" + os.sep)
 
 
 def _atomic_copy(src: str, dest: str) -> None:
