@@ -232,22 +232,13 @@ def loads_into(data: bytes, cache: dict[str, Task]) -> Task:
     return _rebuild(pickle.loads(data), cache)
 
 
-_output_types: dict[type, Any] = {}
-
-
 def _output_type(cls: type) -> Any:
-    try:
-        return _output_types[cls]
-    except KeyError:
-        pass
-    found: Any = Any
+    """The ``T`` of ``AutoTask[T]`` that ``cls`` derives from (Any if none); see ``_serializer``'s cache."""
     for klass in cls.__mro__:
         meta = getattr(klass, "__pydantic_generic_metadata__", None)
         if meta and meta["origin"] is AutoTask and meta["args"]:
-            found = meta["args"][0]
-            break
-    _output_types[cls] = found
-    return found
+            return meta["args"][0]
+    return Any
 
 
 class AutoTask(Task, Generic[T]):

@@ -38,7 +38,7 @@ from typing import Any, Callable
 from ..errors import StardagError, TargetError, TaskPicklingError, WorkerDiedError
 from ..target import get_target_root, set_target_root
 from ..task import Task
-from ._executors import FAILED, OK, _Executor, _run_in_worker, unsendable
+from ._executors import FAILED, OK, _Executor, _run_in_worker, sendable, unsendable
 
 __all__ = ["DaskExecutor", "SchedulerUnreachableError", "local_cluster", "require_distributed"]
 
@@ -117,13 +117,7 @@ def _run_on_worker(root: str, data: bytes) -> tuple[int, Any] | None:
     try:  # a round trip here, where the original error can still be described
         pickle.loads(pickle.dumps(payload, pickle.HIGHEST_PROTOCOL))
     except Exception as exc:
-        if kind == FAILED:
-            error, text = payload
-            payload = RuntimeError(f"{type(error).__name__}: {error}"), text
-        else:
-            kind, payload = FAILED, (TaskPicklingError(
-                f"the dynamic dependencies of task {payload[0]!r} cannot be sent back from a Dask worker: {exc}"
-            ), traceback.format_exc())
+        return sendable(kind, payload, task, exc, "a Dask worker")
     return kind, payload
 
 

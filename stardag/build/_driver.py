@@ -127,7 +127,7 @@ class Driver:
         self.n_in_flight = 0
         self.stopping = False
         self._resume: dict[str, Any] = {}
-        self._started: set[str] = set()
+        self._restarts: set[str] = set()  # asked for dynamic deps: started (and reported) before
         self._executor_of_class: dict[type, Any] = {}
         self._executors: dict[str, Any] = {}
         self._checked: set[type] = set()
@@ -245,8 +245,7 @@ class Driver:
 
     def _start(self, executor: Any, task_id: str) -> None:
         task = self.tasks[task_id]
-        if task_id not in self._started:
-            self._started.add(task_id)
+        if task_id not in self._restarts:
             self.registry.task_start(task)
         self.n_in_flight += 1
         executor.submit(task, self._resume.pop(task_id, None))
@@ -300,6 +299,7 @@ class Driver:
         except Exception as exc:  # a bad dynamic dependency fails its task, not the build
             self._fail(task_id, exc, "")
             return
+        self._restarts.add(task_id)
         if resume is not None:
             self._resume[task_id] = resume
         if task_id in dep_ids:
@@ -323,16 +323,14 @@ class Driver:
             for executor in self._executors.values():
                 self.n_not_run += len(executor.backlog)
                 executor.backlog.clear()
-                stop_queued = getattr(executor, "stop_queued", None)
-                if stop_queued is not None:
-                    stop_queued()
+                executor.stop_queued()
 
     # -- the loop ----------------------------------------------------------
 
     def _check_root(self, mode: str) -> None:
         """Tasks in other processes (``process``, ``dask``) need a root they can all reach."""
         root = get_target_root()
-        if mode in _OTHER_PROCESSES and is_memory_root(root):
+        if is_memory_root(root):
             raise TargetError(
                 f"the in-memory target root {root!r} cannot be shared with the worker processes of "
                 f"{mode!r} mode; set a directory they all reach as target root (set_target_root or "
@@ -363,8 +361,7 @@ class Driver:
         finally:
             for executor in self._executors.values():
                 executor.shutdown(interrupted)
-                if isinstance(executor, ex.AsyncExecutor):
-                    await executor.aclose()
+                await executor.aclose()
         summary = self._summary(time.perf_counter() - started)
         self.registry.build_complete(summary)
         return summary

@@ -96,11 +96,14 @@ class _Executor:
         self.backlog: collections.deque[str] = collections.deque()
         self._post = post
 
-    def has_slot(self) -> bool:
-        return self.n_running < self.capacity
+    def stop_queued(self) -> None:
+        """A fail-fast build stops: tasks handed over but not started report NOT_RUN."""
 
     def shutdown(self, interrupted: bool) -> None:
         pass
+
+    async def aclose(self) -> None:
+        """Wait for what ``shutdown`` started on the event loop."""
 
 
 class InlineExecutor(_Executor):
@@ -223,17 +226,23 @@ def _worker_main(conn: Any, inherited_fds: list[int]) -> None:
                 outcome = FAILED, (exc, traceback.format_exc())
         try:
             message = pickle.dumps((*outcome, reset), pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # an unpicklable exception: send its text instead
-            kind, payload = outcome
-            if kind == FAILED:
-                error, text = payload
-                outcome = FAILED, (RuntimeError(f"{type(error).__name__}: {error}"), text)
-            else:
-                outcome = FAILED, (TaskPicklingError(
-                    f"the outcome of task {task!r} cannot be sent back from its worker process: {exc}"
-                ), traceback.format_exc())
-            message = pickle.dumps((*outcome, reset))
+        except Exception as exc:
+            message = pickle.dumps((*sendable(*outcome, task, exc, "its worker process"), reset))
         conn.send_bytes(message)
+
+
+def sendable(kind: int, payload: Any, task: Any, exc: Exception, where: str) -> tuple[int, Any]:
+    """What a worker sends instead of an outcome that cannot be pickled (``exc``).
+
+    An unpicklable exception goes as its text; anything else fails the task
+    with a TaskPicklingError naming it.
+    """
+    if kind == FAILED:
+        error, text = payload
+        return FAILED, (RuntimeError(f"{type(error).__name__}: {error}"), text)
+    return FAILED, (TaskPicklingError(
+        f"the outcome of task {task!r} cannot be sent back from {where}: {exc}"
+    ), traceback.format_exc())
 
 
 def _run_in_worker(task: Task) -> tuple[int, Any]:
