@@ -68,13 +68,6 @@ def _hybrid(sync_mode: str, **workers: int) -> Callable[[Any], Any]:
     return run
 
 
-def close_dask_cluster() -> None:
-    """Stop this process's own LocalCluster, if it started one (tests: at teardown)."""
-    from benchmarks import dask_cluster
-
-    dask_cluster.close_private()
-
-
 def _dask(run_dir: str | None = None) -> Callable[[Any], Any]:
     """Builds on a LocalCluster of ``DASK_WORKERS`` processes: the run's, or this process's own.
 

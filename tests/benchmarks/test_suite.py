@@ -44,13 +44,6 @@ def run_harness(*args: str, block_stardag: bool = False, smoke: bool = True) -> 
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _no_cluster_left_behind():
-    """The dask configuration's LocalCluster lives as long as the process: close it here."""
-    yield
-    configuration.close_dask_cluster()
-
-
 @pytest.fixture(scope="module")
 def outcomes() -> list[dict]:
     return run_harness("--twice")
