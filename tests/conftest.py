@@ -9,20 +9,28 @@ the collection hook at the bottom: pytest skips directories named ``build``.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import pytest
 
 from stardag.target import ENV_TARGET_ROOT, clear_memory_root, target_root
 
+if TYPE_CHECKING:
+    import psutil
+
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_DIR = TESTS_DIR.parent
 _FAST_DIR = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+DASK_WORKERS = 2
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
@@ -62,6 +70,69 @@ def memory_root(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
             yield name
     finally:
         clear_memory_root(name)
+
+
+_CLUSTER_SCRIPT = """
+import json, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # the tests close it
+sys.path[:0] = json.loads(sys.argv[1])  # the workers (spawned) import the test tasks
+from stardag.build._dask import local_cluster
+cluster = local_cluster(int(sys.argv[2]))  # as a build without an address starts it
+print(cluster.scheduler_address, flush=True)
+sys.stdin.read()  # until the tests close the pipe, or die
+cluster.close()
+"""
+
+
+@pytest.fixture(scope="module")
+def dask_cluster() -> Iterator[str]:
+    """The address of a LocalCluster of ``DASK_WORKERS`` worker processes, one per module.
+
+    It lives in a child process: a Dask scheduler hosted here would leave a thread
+    behind (Dask's offload pool), and later process pools would give up fork. It
+    closes with the module, as later tests count this process's children.
+    """
+    proc = subprocess.Popen([sys.executable, "-c", _CLUSTER_SCRIPT, json.dumps(sys.path), str(DASK_WORKERS)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        scheduler = proc.stdout.readline().strip()
+        assert scheduler.startswith("tcp://"), "the LocalCluster did not start"
+        yield scheduler
+    finally:
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# -- the Ctrl-C harness --------------------------------------------------------
+
+
+def wait_for_runs(root: str, n_done: int, n_started: int, proc: subprocess.Popen,
+                  timeout: float = 30, message: str | None = None) -> list[tuple]:
+    """Wait until ``n_done`` tasks finished and ``n_started`` started under ``root``, while ``proc`` runs."""
+    import tasks_for_tests as tt
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        starts = tt.read_runs(root, "start")
+        if len(tt.read_runs(root)) >= n_done and len(starts) >= n_started:
+            return starts
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    raise AssertionError(message or f"fewer than {n_done} tasks done or {n_started} started in {timeout} s")
+
+
+def alive(process: psutil.Process) -> bool:
+    """Whether ``process`` still runs (a zombie does not)."""
+    import psutil
+
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:

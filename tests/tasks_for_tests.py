@@ -1,9 +1,9 @@
 """Task classes shared by the tests; importable, so worker processes can unpickle them.
 
 Every task that finishes appends one line ``<class> <task_id> <pid>`` to
-``runs.log`` under the target root (a list in this process for ``memory://``
-roots), so tests can count runs across threads and processes. Families: the
-sync classes define only ``run()``, the ``A*`` classes only ``run_aio()``.
+``runs.log`` under the target root (nothing for ``memory://`` roots), so tests
+can count runs across threads and processes. Families: the sync classes define
+only ``run()``, the ``A*`` classes only ``run_aio()``.
 """
 
 from __future__ import annotations
@@ -11,23 +11,26 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
 import time
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel
 
 from stardag import AutoTask, Task
+from stardag.registry import RegistryABC
 from stardag.target import get_target_root, is_memory_root
 
+if TYPE_CHECKING:
+    from stardag.build import BuildSummary
+
 RUNS_LOG = "runs.log"
-MEMORY_RUNS: list[tuple[str, str, int]] = []
 
 
 def log_run(task: Task, event: str = "done") -> None:
     """Record that ``task`` finished (``event`` may also mark a start)."""
     root = get_target_root()
     if is_memory_root(root):
-        MEMORY_RUNS.append((type(task).__name__, task.task_id, os.getpid()))
         return
     line = f"{event} {type(task).__name__} {task.task_id} {os.getpid()} {time.monotonic():.6f}\n"
     fd = os.open(os.path.join(root, RUNS_LOG), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -49,6 +52,44 @@ def read_runs(root: str, event: str = "done") -> list[tuple[str, str, int, float
             if kind == event:
                 out.append((name, task_id, int(pid), float(when)))
     return out
+
+
+def done_ids(root: str) -> list[str]:
+    """The ids of the tasks that finished under ``root``, in log order."""
+    return [task_id for _, task_id, _, _ in read_runs(root)]
+
+
+def assert_counts_add_up(summary: BuildSummary) -> None:
+    accounted = (summary.n_previously_complete + summary.n_succeeded + summary.n_failed
+                 + summary.n_upstream_failed + summary.n_not_run)
+    assert accounted == summary.n_discovered, summary
+
+
+class Recorder(RegistryABC):
+    """A registry that records every event, and the threads it heard them on."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any]] = []
+        self.threads: set[int] = set()
+
+    def _add(self, kind: str, value: Any) -> None:
+        self.threads.add(threading.get_ident())
+        self.events.append((kind, value))
+
+    def build_start(self, root_tasks):
+        self._add("build_start", [t.task_id for t in root_tasks])
+
+    def build_complete(self, summary):
+        self._add("build_complete", summary)
+
+    def task_start(self, task):
+        self._add("task_start", task.task_id)
+
+    def task_complete(self, task):
+        self._add("task_complete", task.task_id)
+
+    def task_fail(self, task, error):
+        self._add("task_fail", (task.task_id, error))
 
 
 def _finish(task: Any, value: Any) -> None:

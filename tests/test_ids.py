@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import glob
 import json
 import os
@@ -68,6 +69,7 @@ def raw_id() -> str:
     return make_task_id("ns", "Name", "2", canonical_params(RAW_PARAMS, Task))
 
 
+@functools.cache  # two tests use it; each probe starts an interpreter
 def discover_interpreters() -> list[str]:
     """Python 3.10-3.13 interpreters on this machine (pyenv versions and PATH), this one included."""
     candidates = [sys.executable]

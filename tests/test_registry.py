@@ -3,38 +3,12 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 import pytest
 
 import tasks_for_tests as tt
 from stardag.build import DefaultExecutionModeSelector, FailMode, HybridConcurrentTaskRunner, build, build_sequential
 from stardag.registry import NoOpRegistry, RegistryABC
-
-
-class Recorder(RegistryABC):
-    def __init__(self) -> None:
-        self.events: list[tuple[str, Any]] = []
-        self.threads: set[int] = set()
-
-    def _add(self, kind: str, value: Any) -> None:
-        self.threads.add(threading.get_ident())
-        self.events.append((kind, value))
-
-    def build_start(self, root_tasks):
-        self._add("build_start", [t.task_id for t in root_tasks])
-
-    def build_complete(self, summary):
-        self._add("build_complete", summary)
-
-    def task_start(self, task):
-        self._add("task_start", task.task_id)
-
-    def task_complete(self, task):
-        self._add("task_complete", task.task_id)
-
-    def task_fail(self, task, error):
-        self._add("task_fail", (task.task_id, error))
 
 
 def test_registry_abc_requires_every_hook() -> None:
@@ -71,7 +45,7 @@ def test_sequential_events_come_in_build_order(memory_root: str) -> None:
     leaf = tt.Leaf(value=1)
     mid = tt.Sum(deps=(leaf,))
     top = tt.Sum(deps=(mid,))
-    recorder = Recorder()
+    recorder = tt.Recorder()
     summary = build_sequential([top], registry=recorder)
     assert recorder.events == [
         ("build_start", [top.task_id]),
@@ -85,7 +59,7 @@ def test_sequential_events_come_in_build_order(memory_root: str) -> None:
 def test_no_task_events_for_complete_tasks(memory_root: str) -> None:
     leaf = tt.Leaf(value=1)
     build_sequential([leaf])
-    recorder = Recorder()
+    recorder = tt.Recorder()
     build_sequential([leaf], registry=recorder)
     assert [kind for kind, _ in recorder.events] == ["build_start", "build_complete"]
 
@@ -94,7 +68,7 @@ def test_no_task_events_for_complete_tasks(memory_root: str) -> None:
 def test_hooks_run_on_the_build_thread_whatever_runs_the_tasks(mode: str, root: str) -> None:
     bad = tt.Leaf(value=1, fail=True)
     tasks = [tt.Leaf(value=i) for i in range(6)] + [bad, tt.ALeaf(value=3)]
-    recorder = Recorder()
+    recorder = tt.Recorder()
     runner = HybridConcurrentTaskRunner(
         registry=recorder, execution_mode_selector=DefaultExecutionModeSelector(sync_run_default=mode),
         max_thread_workers=3, max_process_workers=2)

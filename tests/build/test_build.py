@@ -26,6 +26,7 @@ from typing import Any, Callable
 import pytest
 
 import tasks_for_tests as tt
+from conftest import DASK_WORKERS
 from stardag.build import (
     BuildStatus,
     BuildSummary,
@@ -43,7 +44,6 @@ HAS_DASK = importlib.util.find_spec("distributed") is not None
 CONFIGS = ["sequential", "sequential_aio", "thread", "process", "blocking", "async"] + ["dask"] * HAS_DASK
 CONCURRENT = {"thread", "process", "async", "dask"}
 OTHER_PROCESSES = {"process", "dask"}
-DASK_WORKERS = 2
 
 
 @dataclasses.dataclass
@@ -66,7 +66,7 @@ def _runner(mode: str, registry: RegistryABC | None = None, **kwargs: Any) -> Hy
     )
 
 
-def _make_config(name: str) -> Config:
+def _make_config(name: str, dask_address: str | None = None) -> Config:
     if name == "sequential":
         def run(tasks, fail_mode, registry=None):
             return build_sequential(tasks, registry=registry, fail_mode=fail_mode)
@@ -82,7 +82,7 @@ def _make_config(name: str) -> Config:
 
     if name == "dask":
         def run(tasks, fail_mode, **kwargs):
-            runner = _runner("dask", dask_address=_dask_address(), **kwargs)
+            runner = _runner("dask", dask_address=dask_address, **kwargs)
             return build(tasks, task_runner=runner, fail_mode=fail_mode)
         return Config(name, tt.SYNC, run)
 
@@ -91,66 +91,11 @@ def _make_config(name: str) -> Config:
     return Config(name, tt.SYNC, run)
 
 
-_CLUSTER_SCRIPT = """
-import json, signal, sys
-signal.signal(signal.SIGINT, signal.SIG_IGN)
-sys.path[:0] = json.loads(sys.argv[1])  # the workers (spawned) import the test tasks
-from stardag.build._dask import local_cluster
-cluster = local_cluster(int(sys.argv[2]))
-print(cluster.scheduler_address, flush=True)
-sys.stdin.read()  # until this process closes the pipe, or dies
-cluster.close()
-"""
-_dask_cluster: Any = None
-
-
-def _dask_address() -> str:
-    """One LocalCluster for the module, in a child process (starting one takes seconds)."""
-    global _dask_cluster
-    if _dask_cluster is None:
-        import atexit
-        import json
-        import subprocess
-        import sys
-
-        _dask_cluster = subprocess.Popen(
-            [sys.executable, "-c", _CLUSTER_SCRIPT, json.dumps(sys.path), str(DASK_WORKERS)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        _dask_cluster.address = _dask_cluster.stdout.readline().strip()
-        atexit.register(_dask_cluster.stdin.close)
-    return _dask_cluster.address
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _close_dask_cluster():
-    """Close the module's cluster with the module: later tests count this process's children."""
-    global _dask_cluster
-    yield
-    if _dask_cluster is not None:
-        cluster, _dask_cluster = _dask_cluster, None
-        cluster.stdin.close()
-        try:
-            cluster.wait(timeout=30)
-        except Exception:
-            cluster.kill()
-            cluster.wait()
-
-
 @pytest.fixture(params=CONFIGS)
 def config(request: pytest.FixtureRequest, root: str) -> Config:
+    if request.param == "dask":  # conftest's cluster, closed with this module
+        return _make_config("dask", request.getfixturevalue("dask_cluster"))
     return _make_config(request.param)
-
-
-def done_ids(root: str) -> list[str]:
-    return [task_id for _, task_id, _, _ in tt.read_runs(root)]
-
-
-def assert_counts_add_up(summary: BuildSummary) -> None:
-    accounted = (
-        summary.n_previously_complete + summary.n_succeeded + summary.n_failed
-        + summary.n_upstream_failed + summary.n_not_run
-    )
-    assert accounted == summary.n_discovered, summary
 
 
 # -- success -----------------------------------------------------------------
@@ -175,7 +120,7 @@ def test_builds_a_static_dag_bottom_up(config: Config, root: str) -> None:
     assert summary.failures == ()
     assert top.output().load() == 116
     assert mid.load() == 13
-    order = done_ids(root)
+    order = tt.done_ids(root)
     assert sorted(order) == sorted(t.task_id for t in [*leaves, mid, top])
     assert order.index(mid.task_id) > max(order.index(leaves[0].task_id), order.index(leaves[1].task_id))
     assert order[-1] == top.task_id
@@ -208,7 +153,7 @@ def test_a_task_reached_through_many_paths_runs_once(config: Config, root: str) 
 
     assert summary.status is BuildStatus.SUCCESS, summary.failures
     assert summary.n_discovered == summary.n_succeeded == 1 + 4 * 4 + 1
-    runs = collections.Counter(done_ids(root))
+    runs = collections.Counter(tt.done_ids(root))
     assert len(runs) == 18 and set(runs.values()) == {1}
 
 
@@ -230,12 +175,12 @@ def test_skips_tasks_already_complete(config: Config, root: str) -> None:
     assert second.status is BuildStatus.SUCCESS, second.failures
     # mid is complete, so discovery stops there: a and b are never even looked at.
     assert (second.n_discovered, second.n_previously_complete, second.n_succeeded) == (3, 1, 2)
-    assert collections.Counter(done_ids(root)) == {t.task_id: 1 for t in (a, b, c, mid, top)}
+    assert collections.Counter(tt.done_ids(root)) == {t.task_id: 1 for t in (a, b, c, mid, top)}
 
     third = config.build([top])
     assert (third.n_discovered, third.n_previously_complete, third.n_succeeded) == (1, 1, 0)
     assert third.status is BuildStatus.SUCCESS
-    assert len(done_ids(root)) == 5
+    assert len(tt.done_ids(root)) == 5
 
 
 def test_dynamic_dependencies_are_built_before_the_generator_resumes(config: Config, root: str) -> None:
@@ -255,7 +200,7 @@ def test_dynamic_dependencies_are_built_before_the_generator_resumes(config: Con
     expected = 1 + (1000 + 1001 + 1002) + (1 + (-1) + (-2))
     assert dyn.output().load() == expected
     assert top.output().load() == expected + 5
-    runs = done_ids(root)
+    runs = tt.done_ids(root)
     assert collections.Counter(runs)[dyn.task_id] == 1
     second = dyn.second()
     assert runs.index(second.task_id) < runs.index(dyn.task_id) < runs.index(top.task_id)
@@ -268,7 +213,7 @@ def test_dynamic_dependencies_already_complete_are_not_rebuilt(config: Config, r
     summary = config.build([dyn])
     assert summary.status is BuildStatus.SUCCESS, summary.failures
     assert summary.n_succeeded == 1 + 1 + 2  # dyn, the second Sum and its two leaves
-    assert len(done_ids(root)) == 2 + 4
+    assert len(tt.done_ids(root)) == 2 + 4
 
 
 def test_dynamic_dependencies_already_complete_count_as_previously_complete(config: Config, root: str) -> None:
@@ -291,7 +236,7 @@ def test_dynamic_dependency_shared_with_a_static_one_runs_once(config: Config, r
     top = f.Sum(deps=(dyn, dyn.first()[0]))
     summary = config.build([top])
     assert summary.status is BuildStatus.SUCCESS, summary.failures
-    assert set(collections.Counter(done_ids(root)).values()) == {1}
+    assert set(collections.Counter(tt.done_ids(root)).values()) == {1}
     assert summary.n_succeeded == summary.n_discovered == 1 + 1 + 2 + 1 + 2
 
 
@@ -305,7 +250,7 @@ def test_dynamic_dependencies_shared_by_two_tasks_run_once(config: Config, root:
     summary = config.build([top])
     assert summary.status is BuildStatus.SUCCESS, summary.failures
     assert summary.n_succeeded == summary.n_discovered == 1 + 2 + 3 + 1 + 2
-    assert set(collections.Counter(done_ids(root)).values()) == {1}
+    assert set(collections.Counter(tt.done_ids(root)).values()) == {1}
 
 
 # -- failures ----------------------------------------------------------------
@@ -338,7 +283,7 @@ def test_fail_fast_starts_nothing_new_after_a_failure(config: Config, root: str)
     assert isinstance(failure.error, ValueError)
     assert "fails on purpose" in str(failure.error)
     assert "fails on purpose" in failure.traceback and "Traceback" in failure.traceback
-    assert_counts_add_up(summary)
+    tt.assert_counts_add_up(summary)
     assert summary.n_discovered == 7
     assert summary.n_not_run + summary.n_upstream_failed >= 1
     # The chain's upper links can only start after its sleeping leaf, long after the failure.
@@ -360,14 +305,14 @@ def test_continue_builds_everything_not_downstream_of_a_failure(config: Config, 
     assert (summary.n_failed, summary.n_upstream_failed, summary.n_not_run) == (1, 1, 0)
     assert summary.n_succeeded == len(links)
     assert summary.failures[0].task_id == bad.task_id
-    assert_counts_add_up(summary)
+    tt.assert_counts_add_up(summary)
     assert all(link.complete() for link in links)
     assert not top.complete() and not bad.complete()
 
     # Nothing lost: the next build reuses the links and fails only where it must.
     again = config.build([top], FailMode.CONTINUE)
     assert (again.n_previously_complete, again.n_succeeded, again.n_failed) == (1, 0, 1)
-    assert collections.Counter(done_ids(root)) == {t.task_id: 1 for t in links}
+    assert collections.Counter(tt.done_ids(root)) == {t.task_id: 1 for t in links}
 
 
 def test_continue_marks_everything_downstream_of_a_failure(config: Config, root: str) -> None:
@@ -385,7 +330,7 @@ def test_continue_marks_everything_downstream_of_a_failure(config: Config, root:
     summary = config.build([top], FailMode.CONTINUE)
     assert (summary.n_failed, summary.n_upstream_failed, summary.n_succeeded) == (1, 3, 1)
     assert ok.complete() and not any(t.complete() for t in (bad, b, a, top))
-    assert_counts_add_up(summary)
+    tt.assert_counts_add_up(summary)
 
 
 def test_a_failing_dynamic_dependency_fails_only_what_waits_on_it(config: Config, root: str) -> None:
@@ -403,7 +348,7 @@ def test_a_failing_dynamic_dependency_fails_only_what_waits_on_it(config: Config
     assert summary.n_upstream_failed == 2  # dyn and top
     assert summary.n_succeeded == 3  # leaves 1 and 2, ok
     assert ok.complete() and not dyn.complete()
-    assert_counts_add_up(summary)
+    tt.assert_counts_add_up(summary)
 
 
 def test_a_failing_task_with_dynamic_dependencies_is_reported(config: Config, root: str) -> None:
@@ -418,32 +363,12 @@ def test_a_failing_task_with_dynamic_dependencies_is_reported(config: Config, ro
 # -- registry and concurrency ------------------------------------------------
 
 
-class Recorder(RegistryABC):
-    def __init__(self) -> None:
-        self.events: list[tuple[str, Any]] = []
-
-    def build_start(self, root_tasks):
-        self.events.append(("build_start", [t.task_id for t in root_tasks]))
-
-    def build_complete(self, summary):
-        self.events.append(("build_complete", summary))
-
-    def task_start(self, task):
-        self.events.append(("task_start", task.task_id))
-
-    def task_complete(self, task):
-        self.events.append(("task_complete", task.task_id))
-
-    def task_fail(self, task, error):
-        self.events.append(("task_fail", (task.task_id, error)))
-
-
 def test_registry_hears_every_build_and_task_event(config: Config, root: str) -> None:
     f = config.family
     bad = f.Leaf(value=0, fail=True)
     dyn = f.Dynamic(n=1)
     top = f.Sum(deps=(dyn, bad))
-    recorder = Recorder()
+    recorder = tt.Recorder()
     summary = config.build([top], FailMode.CONTINUE, registry=recorder)
 
     kinds = [kind for kind, _ in recorder.events]
@@ -531,7 +456,7 @@ def test_sequential_order_is_deterministic(fresh_dir: str, monkeypatch: pytest.M
         os.mkdir(path)
         with target_root(path):
             build_sequential([dag()])
-            orders.append(done_ids(path))
+            orders.append(tt.done_ids(path))
     assert orders[0] == orders[1] == orders[2] and len(orders[0]) == 13
 
 

@@ -18,7 +18,7 @@ import pydantic
 import pytest
 
 import tasks_for_tests as tt
-from conftest import subprocess_env
+from conftest import alive, subprocess_env, wait_for_runs
 from stardag import AutoTask, DependencyCycleError, Task, TaskDefinitionError, TaskPicklingError, WorkerDiedError
 from stardag.build import (
     BuildStatus,
@@ -294,7 +294,7 @@ def test_a_killed_worker_fails_its_task_and_the_next_build_resumes(how: str, say
     assert second.status is BuildStatus.SUCCESS, second.failures
     assert (second.n_previously_complete, second.n_succeeded) == (3, 2)  # base, sums; Dies, top
     assert top.output().load() == 42 + 11 + 12
-    runs = [task_id for _, task_id, _, _ in tt.read_runs(root)]
+    runs = tt.done_ids(root)
     assert sorted(runs) == sorted(t.task_id for t in (base, *sums, dies, top))
     assert_no_workers_left()
 
@@ -336,18 +336,6 @@ _INTERRUPT_SCRIPT = textwrap.dedent('''
 ''')
 
 
-def _wait_for_runs(root: str, n_done: int, n_started: int, proc: subprocess.Popen,
-                   timeout: float = 30) -> list[tuple]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        starts = tt.read_runs(root, "start")
-        if len(tt.read_runs(root)) >= n_done and len(starts) >= n_started:
-            return starts
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.02)
-    raise AssertionError(f"fewer than {n_done} tasks done or {n_started} started in {timeout} s")
-
-
 @pytest.mark.parametrize(("mode", "to_group"), [("thread", False), ("process", False), ("mixed", True)])
 def test_ctrl_c_shuts_the_pools_down(mode: str, to_group: bool, fresh_dir: str) -> None:
     """SIGINT to the build (or, like a terminal's Ctrl-C, to its whole process group)."""
@@ -359,7 +347,7 @@ def test_ctrl_c_shuts_the_pools_down(mode: str, to_group: bool, fresh_dir: str) 
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
-        starts = _wait_for_runs(root, 3, 3 + (6 if mode == "mixed" else 3), proc)
+        starts = wait_for_runs(root, 3, 3 + (6 if mode == "mixed" else 3), proc)
         pids = {pid for _, _, pid, _ in starts}
         if mode == "mixed":
             assert proc.pid in pids and len(pids) > 1  # both pools are busy
@@ -380,9 +368,9 @@ def test_ctrl_c_shuts_the_pools_down(mode: str, to_group: bool, fresh_dir: str) 
     assert "not interrupted" not in out
     # Well under the sleepers' 3 s: a worker left running would still be alive here.
     deadline = time.monotonic() + 1.5
-    while time.monotonic() < deadline and any(_alive(p) for p in descendants):
+    while time.monotonic() < deadline and any(alive(p) for p in descendants):
         time.sleep(0.05)
-    assert [p.pid for p in descendants if _alive(p)] == [], "orphan worker processes"
+    assert [p.pid for p in descendants if alive(p)] == [], "orphan worker processes"
 
     # The quick tasks' outputs stay valid; the sleepers (3 s each) left nothing, not
     # even a temporary file.
@@ -392,14 +380,7 @@ def test_ctrl_c_shuts_the_pools_down(mode: str, to_group: bool, fresh_dir: str) 
         expected = sorted([tt.RUNS_LOG] + [os.path.relpath(leaf.output().path, root) for leaf in quick])
     files = sorted(str(p.relative_to(root)) for p in Path(root).rglob("*") if p.is_file())
     assert files == expected
-    assert sorted(task_id for _, task_id, _, _ in tt.read_runs(root)) == sorted(t.task_id for t in quick)
-
-
-def _alive(process: psutil.Process) -> bool:
-    try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+    assert sorted(tt.done_ids(root)) == sorted(t.task_id for t in quick)
 
 
 def test_cancelling_build_aio_stops_the_process_pool(root: str) -> None:

@@ -1,11 +1,11 @@
 """The ``dask`` configuration on a LocalCluster of 2 worker processes.
 
-One cluster serves the whole module (starting one costs seconds); each build
-connects to it by address, as a build on a real cluster would. The cluster
-lives in a child process: a Dask scheduler hosted here would leave a thread
-behind (Dask's offload pool), and later tests' process pools would give up fork.
-For the same reason a build that starts a LocalCluster of its own runs in a
-subprocess.
+One cluster (conftest's ``dask_cluster``) serves the whole module (starting one
+costs seconds); each build connects to it by address, as a build on a real
+cluster would. The cluster lives in a child process: a Dask scheduler hosted
+here would leave a thread behind (Dask's offload pool), and later tests'
+process pools would give up fork. For the same reason a build that starts a
+LocalCluster of its own runs in a subprocess.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -35,45 +35,12 @@ from stardag.errors import TargetError, TaskPicklingError, WorkerDiedError  # no
 from stardag.target import target_root  # noqa: E402
 
 
-_CLUSTER_SCRIPT = """
-import json, signal, sys
-signal.signal(signal.SIGINT, signal.SIG_IGN)  # the tests close it
-sys.path[:0] = json.loads(sys.argv[1])  # the workers (spawned) import the test tasks
-from stardag.build._dask import local_cluster
-cluster = local_cluster(2)  # as a build without an address starts it
-print(cluster.scheduler_address, flush=True)
-sys.stdin.read()  # until the tests close the pipe, or die
-cluster.close()
-"""
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[str]:
-    """The address of a LocalCluster of 2 worker processes, in a child process."""
-    import json
-    import subprocess
-    import sys
-
-    proc = subprocess.Popen([sys.executable, "-c", _CLUSTER_SCRIPT, json.dumps(sys.path)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        scheduler = proc.stdout.readline().strip()
-        assert scheduler.startswith("tcp://"), "the LocalCluster did not start"
-        yield scheduler
-    finally:
-        proc.stdin.close()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @pytest.fixture
-def address(cluster: str) -> str:
-    with distributed.Client(cluster, set_as_default=False) as client:
+def address(dask_cluster: str) -> str:
+    """conftest's LocalCluster of 2 worker processes, one per module."""
+    with distributed.Client(dask_cluster, set_as_default=False) as client:
         client.wait_for_workers(2, timeout=60)  # after a test that killed workers
-    return cluster
+    return dask_cluster
 
 
 def dask_runner(address: str | None, **kwargs: Any) -> HybridConcurrentTaskRunner:
@@ -91,12 +58,6 @@ def build_on(address: str | None, tasks: Any, fail_mode: FailMode = FailMode.FAI
 def worker_pids(address: str) -> set[int]:
     with distributed.Client(address, set_as_default=False) as client:
         return set(client.run(os.getpid).values())
-
-
-def assert_counts_add_up(summary: BuildSummary) -> None:
-    accounted = (summary.n_previously_complete + summary.n_succeeded + summary.n_failed
-                 + summary.n_upstream_failed + summary.n_not_run)
-    assert accounted == summary.n_discovered, summary
 
 
 # -- the seed's DAGs -----------------------------------------------------------
@@ -160,7 +121,7 @@ def test_dynamic_dependencies_rerun_the_task_until_all_it_yields_is_complete(add
     # Dynamic, 3 leaves, Sum and its 2 leaves.
     assert (summary.n_succeeded, summary.n_previously_complete) == (7, 0)
     assert task.load() == 5 + (5000 + 5001 + 5002) + (5 - 1 - 2)
-    assert_counts_add_up(summary)
+    tt.assert_counts_add_up(summary)
 
 
 def test_dynamic_dependencies_already_complete_count_as_previously_complete(address: str, root: str) -> None:
@@ -169,7 +130,7 @@ def test_dynamic_dependencies_already_complete_count_as_previously_complete(addr
     summary = build_on(address, task)
     assert summary.status is BuildStatus.SUCCESS, summary.failures
     assert (summary.n_succeeded, summary.n_previously_complete) == (4, 2)
-    assert_counts_add_up(summary)
+    tt.assert_counts_add_up(summary)
 
 
 def test_run_aio_tasks_run_on_the_driver_and_sync_tasks_on_the_workers(address: str,
@@ -211,7 +172,7 @@ def test_a_failing_task_under_fail_fast_keeps_its_error_and_stops(address: str, 
     assert isinstance(failure.error, ValueError) and "fails on purpose" in str(failure.error)
     assert "_finish" in failure.traceback, failure.traceback  # the worker's traceback
     assert not top.complete() and summary.n_succeeded <= 1
-    assert_counts_add_up(summary)
+    tt.assert_counts_add_up(summary)
     with pytest.raises(Exception, match="fails on purpose"):
         summary.raise_for_status()
 
@@ -228,7 +189,7 @@ def test_a_failing_task_under_continue_builds_everything_else(address: str, root
     assert summary.status is BuildStatus.FAILURE
     assert (summary.n_failed, summary.n_upstream_failed, summary.n_succeeded) == (1, 1, 3)
     assert other.load() == 13 and not top.complete()
-    assert_counts_add_up(summary)
+    tt.assert_counts_add_up(summary)
 
 
 def test_an_exception_that_cannot_be_unpickled_is_sent_as_text(address: str, root: str) -> None:
@@ -487,7 +448,7 @@ def test_ctrl_c_cancels_the_build_and_closes_its_local_cluster(fresh_dir: str) -
     import subprocess
     import sys
 
-    from conftest import subprocess_env
+    from conftest import alive, subprocess_env, wait_for_runs
 
     script = Path(fresh_dir, "interrupted_dask_build.py")
     script.write_text(_INTERRUPT_SCRIPT)
@@ -496,11 +457,7 @@ def test_ctrl_c_cancels_the_build_and_closes_its_local_cluster(fresh_dir: str) -
     proc = subprocess.Popen([sys.executable, str(script), root], env=subprocess_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
-        while len(tt.read_runs(root, "start")) < 2:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the tasks never started"
-            time.sleep(0.05)
+        wait_for_runs(root, 0, 2, proc, timeout=60, message="the tasks never started")
         descendants = psutil.Process(proc.pid).children(recursive=True)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
@@ -511,18 +468,8 @@ def test_ctrl_c_cancels_the_build_and_closes_its_local_cluster(fresh_dir: str) -
     assert proc.returncode != 0 and "KeyboardInterrupt" in err, (proc.returncode, err)
     assert "not interrupted" not in out
 
-    def alive() -> list[str]:
-        found = []
-        for p in descendants:
-            try:
-                if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                    found.append(" ".join(p.cmdline()))
-            except psutil.NoSuchProcess:
-                pass
-        return found
-
     deadline = time.monotonic() + 5  # multiprocessing's resource tracker exits after its parent
-    while alive() and time.monotonic() < deadline:
+    while any(alive(p) for p in descendants) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert alive() == [], "orphan worker processes"
+    assert [p.pid for p in descendants if alive(p)] == [], "orphan worker processes"
     assert tt.read_runs(root) == []  # nothing finished
