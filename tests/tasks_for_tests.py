@@ -405,3 +405,17 @@ class Fan(AutoTask[dict]):
 
     def run(self) -> None:
         self.output().save({"ids": sorted(dep.load()["task_id"] for dep in self.deps), "pid": os.getpid()})
+
+
+class YieldsLocalTask(AutoTask[int]):
+    """Yields a task of a class defined inside ``run``: fine in-process, cannot go back from a worker."""
+
+    value: int = 0
+
+    def run(self) -> Any:
+        class Local(AutoTask[int]):
+            def run(self) -> None:
+                self.output().save(1)
+
+        yield Local()
+        self.output().save(self.value)

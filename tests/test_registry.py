@@ -79,3 +79,22 @@ def test_hooks_run_on_the_build_thread_whatever_runs_the_tasks(mode: str, root: 
     assert summary.failures[0].error is failed[0][1]
     completed = [value for kind, value in recorder.events if kind == "task_complete"]
     assert len(completed) == summary.n_succeeded == 7
+
+
+@pytest.mark.parametrize("mode", ["sequential", "thread", "process", "async"])
+def test_a_task_with_dynamic_dependencies_is_reported_started_once(mode: str, root: str) -> None:
+    """It runs again (or is resumed) after its dependencies: still one task_start, one task_complete."""
+    top = tt.ADynamic(value=1) if mode == "async" else tt.Dynamic(value=1)
+    recorder = tt.Recorder()
+    if mode == "sequential":
+        summary = build_sequential([top], registry=recorder)
+    else:
+        runner = HybridConcurrentTaskRunner(
+            registry=recorder,
+            execution_mode_selector=DefaultExecutionModeSelector(sync_run_default="thread" if mode == "async" else mode))
+        summary = build([top], task_runner=runner)
+    assert not summary.failures
+    starts = [value for kind, value in recorder.events if kind == "task_start"]
+    completes = [value for kind, value in recorder.events if kind == "task_complete"]
+    assert starts.count(top.task_id) == 1 and completes.count(top.task_id) == 1
+    assert len(starts) == len(set(starts)) == len(completes) == summary.n_succeeded

@@ -235,6 +235,16 @@ def test_an_unpicklable_output_value_fails_naming_the_task(root: str) -> None:
     assert not task.complete()
 
 
+def test_dynamic_dependencies_that_cannot_be_sent_back_fail_the_task_naming_it(root: str) -> None:
+    task = tt.YieldsLocalTask(value=2)
+    summary = build([task], task_runner=runner("process", max_process_workers=1))
+    [failure] = summary.failures
+    assert failure.task_id == task.task_id and isinstance(failure.error, TaskPicklingError)
+    assert "the outcome of task YieldsLocalTask(value=2" in str(failure.error)
+    assert "its worker process" in str(failure.error)
+    assert not task.complete()
+
+
 def test_an_exception_that_cannot_be_unpickled_still_names_the_task(root: str) -> None:
     task = tt.RaisesUnreadable()
     summary = build([task], task_runner=runner("process", max_process_workers=1))

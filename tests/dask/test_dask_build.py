@@ -358,6 +358,16 @@ def test_a_scheduler_without_workers_fails_fast_naming_it(monkeypatch: pytest.Mo
     assert repr(empty.address) in str(raised.value)
 
 
+def test_dynamic_dependencies_that_cannot_be_sent_back_fail_the_task_naming_it(address: str, root: str) -> None:
+    task = tt.YieldsLocalTask(value=3)
+    summary = build_on(address, [task])
+    [failure] = summary.failures
+    assert failure.task_id == task.task_id and isinstance(failure.error, TaskPicklingError)
+    assert "the outcome of task YieldsLocalTask(value=3" in str(failure.error)
+    assert "a Dask worker" in str(failure.error)
+    assert not task.complete()
+
+
 def test_a_task_module_the_workers_cannot_import_fails_the_task_saying_so(
         address: str, root: str, fresh_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # On the driver's sys.path only: the workers started before it was added.
