@@ -30,7 +30,7 @@ def map_tasks(value: Any, replace: Callable[[Any], Any], task_type: type) -> Any
 
 def _canonical(value: Any, task_type: type) -> Any:
     if isinstance(value, task_type):
-        return {_TASK_REF: value.task_id}
+        return {_TASK_REF: value.id}
     if isinstance(value, (tuple, list)):
         return [_canonical(v, task_type) for v in value]
     if isinstance(value, dict):

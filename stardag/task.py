@@ -54,8 +54,13 @@ class Task(BaseModel):
         return copied
 
     @property
+    def id(self) -> str:
+        """The task's identity: a hash of its class and parameter values (32 hex digits)."""
+        return self.__pydantic_private__["_task_id"]
+
+    @property
     def task_id(self) -> str:
-        """Hash of namespace, class name, version and parameter values."""
+        """The same as :attr:`id`."""
         return self.__pydantic_private__["_task_id"]
 
     def requires(self) -> Any:
@@ -85,7 +90,7 @@ class Task(BaseModel):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Task):
             return NotImplemented
-        return type(self) is type(other) and self.task_id == other.task_id
+        return type(self) is type(other) and self.id == other.id
 
     def __repr__(self) -> str:
         parts = [f"{name}={_short(value)}" for name, value in self.__dict__.items()]
@@ -100,7 +105,7 @@ class Task(BaseModel):
 
 def _short(value: Any) -> str:
     if isinstance(value, Task):
-        return f"<{type(value).__name__} {value.task_id[:8]}>"
+        return f"<{type(value).__name__} {value.id[:8]}>"
     if isinstance(value, (tuple, list)) and value and isinstance(value[0], Task):
         return f"[{len(value)} tasks]"
     text = repr(value)
@@ -171,7 +176,7 @@ def _flatten(root: Task, known: Any = ()) -> list[tuple[Any, ...]]:
     stack: list[tuple[Task, bool]] = [(root, False)]
     while stack:
         task, expanded = stack.pop()
-        task_id = task.task_id
+        task_id = task.id
         if task_id in index:
             continue
         if task_id in known:
@@ -180,11 +185,11 @@ def _flatten(root: Task, known: Any = ()) -> list[tuple[Any, ...]]:
             continue
         if not expanded:
             stack.append((task, True))
-            stack.extend((dep, False) for dep in _param_tasks(task) if dep.task_id not in index)
+            stack.extend((dep, False) for dep in _param_tasks(task) if dep.id not in index)
             continue
 
         def ref(t: Task) -> _Ref:
-            return _Ref(index[t.task_id])
+            return _Ref(index[t.id])
 
         fields = {k: map_tasks(v, ref, Task) for k, v in task.__dict__.items()}
         index[task_id] = len(records)
@@ -211,7 +216,7 @@ def _rebuild(records: list[tuple[Any, ...]], cache: dict[str, Task] | None = Non
         )
         built.append(obj)
     if cache is not None:
-        cache.update((task.task_id, task) for task in built)
+        cache.update((task.id, task) for task in built)
     return built[-1]
 
 

@@ -277,7 +277,7 @@ class DaskExecutor(_Executor):
         # ("root-ish" tasks) instead of on the workers: a worker that dies then
         # takes only the tasks it was running, not those queued behind them.
         # Unique per submission: a task that yielded dynamic dependencies comes back.
-        key = f"stardag-{self._prefix}{next(self._counter)}-{type(task).__name__}-{task.task_id[:16]}"
+        key = f"stardag-{self._prefix}{next(self._counter)}-{type(task).__name__}-{task.id[:16]}"
         future = self._client.submit(_run_on_worker, self._root, data, key=key, pure=False)
         self._futures[key] = (task, future)
         self._done.add(future)
@@ -320,7 +320,7 @@ class DaskExecutor(_Executor):
                 "next build resumes from them"
             ), "")
         future.release()
-        self._post((self, task.task_id, kind, payload))
+        self._post((self, task.id, kind, payload))
 
     def _error(self, task: Task, future: Any) -> tuple[BaseException, str]:
         exc = future.exception()

@@ -157,7 +157,7 @@ class Driver:
         except Exception as exc:
             raise TaskDefinitionError(f"complete() of task {task!r} failed: {exc}") from exc
         if complete:
-            self.complete_ids.add(task.task_id)
+            self.complete_ids.add(task.id)
             return True
         return False
 
@@ -168,7 +168,7 @@ class Driver:
         for root in roots:
             if not isinstance(root, Task):
                 raise TypeError(f"expected tasks to build, got {type(root).__name__}: {root!r}")
-            root_id = root.task_id
+            root_id = root.id
             if root_id in tasks:
                 found.append(root_id)
                 continue
@@ -181,14 +181,14 @@ class Driver:
             waits: list[list[str]] = [[]]
             while iters:
                 for dep in iters[-1]:
-                    dep_id = dep.task_id
+                    dep_id = dep.id
                     if dep_id in tasks:
                         waits[-1].append(dep_id)
                     elif dep_id in on_path:
-                        ids = [t.task_id for t in path]
+                        ids = [t.id for t in path]
                         cycle = ids[ids.index(dep_id):] + [dep_id]
                         raise DependencyCycleError(
-                            f"dependency cycle: {_short_cycle(cycle, {t.task_id: t for t in path})}", cycle
+                            f"dependency cycle: {_short_cycle(cycle, {t.id: t for t in path})}", cycle
                         )
                     elif dep_id not in complete_ids and not self._is_complete(dep):
                         path.append(dep)
@@ -199,7 +199,7 @@ class Driver:
                 else:
                     task = path.pop()
                     iters.pop()
-                    task_id = task.task_id
+                    task_id = task.id
                     on_path.discard(task_id)
                     tasks[task_id] = task
                     add(task_id, waits.pop())
@@ -287,7 +287,7 @@ class Driver:
 
     def _note_complete(self, tasks: list[Task]) -> None:
         for task in tasks:
-            task_id = task.task_id
+            task_id = task.id
             if task_id not in self.tasks:
                 self.complete_ids.add(task_id)
 

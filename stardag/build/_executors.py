@@ -112,7 +112,7 @@ class InlineExecutor(_Executor):
     def submit(self, task: Task, resume: Any) -> None:
         self.n_running += 1
         kind, payload = run_sync(task, resume)
-        self._post((self, task.task_id, kind, payload))
+        self._post((self, task.id, kind, payload))
 
 
 class AsyncExecutor(_Executor):
@@ -130,7 +130,7 @@ class AsyncExecutor(_Executor):
 
     async def _run(self, task: Task, resume: Any) -> None:
         kind, payload = await run_async(task, resume)
-        self._post((self, task.task_id, kind, payload))
+        self._post((self, task.id, kind, payload))
 
     async def aclose(self) -> None:
         for future in self._running:
@@ -170,13 +170,13 @@ class ThreadExecutor(_Executor):
         while (item := get()) is not None:
             task, resume = item
             if self._stopping:
-                post((self, task.task_id, NOT_RUN, None))
+                post((self, task.id, NOT_RUN, None))
                 continue
             try:
                 kind, payload = run_sync(task, resume)
             except BaseException as exc:  # SystemExit and friends must not kill the worker silently
                 kind, payload = FAILED, (exc, traceback.format_exc())
-            post((self, task.task_id, kind, payload))
+            post((self, task.id, kind, payload))
 
     def stop_queued(self) -> None:
         """Tasks not started yet come back ``NOT_RUN``."""
@@ -274,7 +274,7 @@ def unsendable(executor: Any, task: Task, exc: Exception, where: str) -> tuple:
         "and its parameters picklable, or run it in 'thread' mode"
     )
     error.__cause__ = exc
-    return (executor, task.task_id, FAILED, (error, traceback.format_exc()))
+    return (executor, task.id, FAILED, (error, traceback.format_exc()))
 
 
 class _Worker:
@@ -351,7 +351,7 @@ class ProcessExecutor(_Executor):
             kind, payload = FAILED, (TaskPicklingError(
                 f"the outcome of task {task!r} cannot be read back from its worker process: {exc}"
             ), traceback.format_exc())
-        self._post((self, task.task_id, kind, payload))
+        self._post((self, task.id, kind, payload))
 
     def _on_death(self, worker: _Worker) -> None:
         self._loop.remove_reader(worker.conn.fileno())
@@ -369,7 +369,7 @@ class ProcessExecutor(_Executor):
             f"worker process {worker.process.pid} {how} while running task {task!r}; outputs "
             "already written stay valid, and the next build resumes from them"
         )
-        self._post((self, task.task_id, FAILED, (error, "")))
+        self._post((self, task.id, FAILED, (error, "")))
 
     def shutdown(self, interrupted: bool) -> None:
         for worker in self._workers:
