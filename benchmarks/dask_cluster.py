@@ -119,6 +119,25 @@ def close_private() -> None:
                 proc.wait(timeout=30)
 
 
+def _loopback_only(distributed) -> None:
+    """Make every LocalCluster this process starts listen on 127.0.0.1 only.
+
+    The suite runs against old commits too, whose ``local_cluster()`` served the
+    scheduler's HTTP endpoint on all interfaces: whatever the commit asks for,
+    the scheduler, its workers and nannies bind loopback, with no dashboard.
+    """
+    base = distributed.LocalCluster
+
+    class LoopbackCluster(base):
+        def __init__(self, *args, **kwargs):
+            kwargs.update(host="127.0.0.1", dashboard_address=None, worker_dashboard_address=None)
+            kwargs["scheduler_kwargs"] = dict(kwargs.get("scheduler_kwargs") or {},
+                                              dashboard_address="127.0.0.1:0")
+            super().__init__(*args, **kwargs)
+
+    distributed.LocalCluster = LoopbackCluster
+
+
 def _serve(run_dir: str, repo: str, n_workers: int, idle_seconds: float) -> str:
     """Run a LocalCluster until the run directory goes, it idles, or SIGTERM; return why it stopped."""
     folder, address_file, _ = _paths(run_dir)
@@ -127,19 +146,21 @@ def _serve(run_dir: str, repo: str, n_workers: int, idle_seconds: float) -> str:
     stop: list[str] = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append("SIGTERM"))
     signal.signal(signal.SIGINT, lambda *_: stop.append("SIGINT"))
-    sys.path.insert(0, repo)  # the workers (spawned) import the benchmark tasks from there
+    # The workers (spawned, they inherit sys.path) import the benchmark tasks from
+    # there. Appended, not prepended: ``stardag`` must stay the commit under test's,
+    # installed in asv's environment, not the copy beside the benchmarks.
+    sys.path.append(repo)
     import importlib
 
     import distributed
     from distributed.core import Status
 
+    _loopback_only(distributed)
     try:  # the LocalCluster the library starts for a build without a scheduler address
         from stardag.build._dask import local_cluster
     except ImportError:  # a commit before local_cluster()
         def local_cluster(n: int):
-            return distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                            dashboard_address=None,
-                                            scheduler_kwargs={"dashboard_address": ":0"})
+            return distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True)
     cluster = local_cluster(n_workers)
     with distributed.Client(cluster, set_as_default=False) as client:  # not in the first timed build
         client.run(importlib.import_module, "benchmarks.tasks")

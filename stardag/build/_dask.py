@@ -91,8 +91,9 @@ def local_cluster(n_workers: int | None = None) -> Any:
                           "distributed.scheduler.worker-saturation": 1.0}):
         return distributed.LocalCluster(
             n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
-            # no dashboard; its HTTP server on a free port, not 8787 (may be taken)
-            scheduler_kwargs={"dashboard_address": ":0"},
+            # Every server on loopback only (scheduler, workers, nannies); no dashboard,
+            # the scheduler's HTTP server on a free local port, not 8787 (may be taken).
+            host="127.0.0.1", scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
         )
 
 

@@ -96,3 +96,17 @@ def test_an_unused_cluster_stops_by_itself(run_dir, monkeypatch):
     assert not _wait_gone(pid)
     assert not Path(run_dir, "dask-cluster", "address").exists()
     assert "stopped: idle for 2 s" in Path(run_dir, "dask-cluster", "log").read_text()
+
+
+def test_the_cluster_listens_on_loopback_only(run_dir):
+    """Scheduler, nannies, workers and the scheduler's HTTP endpoint: 127.0.0.1, never 0.0.0.0."""
+    dask_cluster.address_in(run_dir, 1)
+    pid = int(Path(run_dir, "dask-cluster", "pid").read_text())
+    listening = [
+        (proc.pid, conn.laddr.ip)
+        for proc in _session(pid)
+        for conn in proc.net_connections(kind="inet")
+        if conn.status == psutil.CONN_LISTEN
+    ]
+    assert len(listening) >= 4, listening  # scheduler + its HTTP server, nanny, worker
+    assert {ip for _pid, ip in listening} == {"127.0.0.1"}, listening
