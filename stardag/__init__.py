@@ -5,6 +5,7 @@ from .errors import (
     StardagError,
     TargetError,
     TaskDefinitionError,
+    TaskOutputMissingError,
     TaskPicklingError,
     WorkerDiedError,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "TargetError",
     "Task",
     "TaskDefinitionError",
+    "TaskOutputMissingError",
     "TaskPicklingError",
     "WorkerDiedError",
     "get_target_root",

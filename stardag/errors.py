@@ -11,6 +11,7 @@ __all__ = [
     "StardagError",
     "TargetError",
     "TaskDefinitionError",
+    "TaskOutputMissingError",
     "TaskPicklingError",
     "WorkerDiedError",
 ]
@@ -42,3 +43,7 @@ class WorkerDiedError(StardagError, RuntimeError):
 
 class TargetError(StardagError, ValueError):
     """A target root or output cannot be used as asked."""
+
+
+class TaskOutputMissingError(StardagError, FileNotFoundError):
+    """A task's output is not there: after its ``run()`` returned, or when it is loaded."""

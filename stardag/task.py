@@ -262,7 +262,7 @@ class AutoTask(Task, Generic[T]):
         cls = type(self)
         task_id = private["_task_id"]
         relpath = f"{cls.task_namespace or 'default'}/{cls.__name__}/{task_id[:2]}/{task_id}"
-        target = make_target(root, relpath, _serializer(cls))
+        target = make_target(root, relpath, _serializer(cls), self)
         private["_output"] = (root, target)
         return target
 

@@ -9,6 +9,7 @@ only ``run()``, the ``A*`` classes only ``run_aio()``.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import threading
@@ -419,3 +420,117 @@ class YieldsLocalTask(AutoTask[int]):
 
         yield Local()
         self.output().save(self.value)
+
+
+# -- done means done ------------------------------------------------------------
+
+
+class Silent(AutoTask[int]):
+    """Returns from ``run()`` without writing its output."""
+
+    value: int = 0
+
+    def run(self) -> None:
+        log_run(self, "start")
+
+
+class ASilent(AutoTask[int]):
+    value: int = 0
+
+    async def run_aio(self) -> None:
+        log_run(self, "start")
+
+
+class Yields(AutoTask[int]):
+    """Yields ``deps`` (dynamic dependencies), then saves how many there were."""
+
+    deps: tuple[Task, ...] = ()
+
+    def run(self) -> Any:
+        log_run(self, "start")
+        yield self.deps
+        self.output().save(len(self.deps))
+        log_run(self)
+
+
+class AYields(AutoTask[int]):
+    deps: tuple[Task, ...] = ()
+
+    async def run_aio(self) -> Any:
+        log_run(self, "start")
+        yield self.deps
+        self.output().save(len(self.deps))
+        log_run(self)
+
+
+class CompleteOnlyIn(AutoTask[int]):
+    """Complete only in the process ``pid`` (as if its output were on that machine's disk alone)."""
+
+    pid: int = 0
+
+    def complete(self) -> bool:
+        return os.getpid() == self.pid
+
+    def run(self) -> None:
+        self.output().save(self.pid)
+
+
+class NoOutputTask(Task):
+    """Writes nothing and declares no output: done when ``run()`` returns."""
+
+    value: int = 0
+
+    def run(self) -> None:
+        log_run(self)
+
+
+class YieldsSomethingNew(AutoTask[int]):
+    """Yields a leaf never seen before on every run: breaks the re-run contract of worker processes."""
+
+    def run(self) -> Any:
+        log_run(self, "start")
+        yield Leaf(value=time.time_ns())
+        self.output().save(1)
+
+
+class FileIO(AutoTask[dict]):
+    """Writes its output through ``open("w")`` and reads its dependencies' through ``open("r")``."""
+
+    deps: tuple[Task, ...] = ()
+    value: int = 0
+
+    def requires(self) -> Any:
+        return self.deps
+
+    def run(self) -> None:
+        inputs = []
+        for dep in self.deps:
+            with dep.output().open("r") as f:
+                inputs.append(json.loads(f.read())["value"])
+        with self.output().open("w") as f:
+            f.write(json.dumps({"value": self.value + sum(inputs)}))
+        log_run(self)
+
+
+class AFileIO(FileIO):
+    """``FileIO`` through ``open_aio``."""
+
+    async def run_aio(self) -> None:
+        inputs = []
+        for dep in self.deps:
+            async with dep.output().open_aio("r") as f:
+                inputs.append(json.loads(await f.read())["value"])
+        async with self.output().open_aio("w") as f:
+            await f.write(json.dumps({"value": self.value + sum(inputs)}))
+        log_run(self)
+
+
+class SlowWriter(AutoTask[str]):
+    """Writes half its output through ``open("w")``, then waits a minute before finishing."""
+
+    def run(self) -> None:
+        with self.output().open("w") as f:
+            f.write("half")
+            f.flush()
+            time.sleep(60)
+            f.write(" and the rest")

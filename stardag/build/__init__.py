@@ -45,6 +45,7 @@ async def build_aio(
     tasks: Any,
     task_runner: HybridConcurrentTaskRunner | None = None,
     fail_mode: FailMode = FailMode.FAIL_FAST,
+    rebuild: Any = None,
 ) -> BuildSummary:
     """Build ``tasks`` (a task or a collection of tasks) and all they require.
 
@@ -52,15 +53,18 @@ async def build_aio(
         tasks: the root tasks.
         task_runner: where tasks run (default: a thread-pool ``HybridConcurrentTaskRunner``).
         fail_mode: stop at the first failure, or build all that does not depend on one.
+        rebuild: tasks to run again even if complete (their outputs are deleted first);
+            tasks that depend on them are not re-run unless listed too.
     """
     runner = task_runner if task_runner is not None else HybridConcurrentTaskRunner()
-    return await Driver(runner, fail_mode).run(tasks)
+    return await Driver(runner, fail_mode, rebuild=rebuild).run(tasks)
 
 
 def build(
     tasks: Any,
     task_runner: HybridConcurrentTaskRunner | None = None,
     fail_mode: FailMode = FailMode.FAIL_FAST,
+    rebuild: Any = None,
 ) -> BuildSummary:
     """Build ``tasks`` and all they require; the sync face of :func:`build_aio`.
 
@@ -69,24 +73,27 @@ def build(
     """
     _refuse_running_loop("build")
     runner = task_runner if task_runner is not None else HybridConcurrentTaskRunner()
-    return asyncio.run(Driver(runner, fail_mode, owns_loop=True).run(tasks))
+    return asyncio.run(Driver(runner, fail_mode, owns_loop=True, rebuild=rebuild).run(tasks))
 
 
 async def build_sequential_aio(
     tasks: Any,
     registry: RegistryABC | None = None,
     fail_mode: FailMode = FailMode.FAIL_FAST,
+    rebuild: Any = None,
 ) -> BuildSummary:
     """Build one task at a time; tasks with ``run_aio`` are awaited."""
-    return await Driver(SequentialTaskRunner(registry, prefer_aio=True), fail_mode).run(tasks)
+    runner = SequentialTaskRunner(registry, prefer_aio=True)
+    return await Driver(runner, fail_mode, rebuild=rebuild).run(tasks)
 
 
 def build_sequential(
     tasks: Any,
     registry: RegistryABC | None = None,
     fail_mode: FailMode = FailMode.FAIL_FAST,
+    rebuild: Any = None,
 ) -> BuildSummary:
     """Build one task at a time, in a deterministic order; ``run()`` is preferred."""
     _refuse_running_loop("build_sequential")
     runner = SequentialTaskRunner(registry, prefer_aio=False)
-    return asyncio.run(Driver(runner, fail_mode, owns_loop=True).run(tasks))
+    return asyncio.run(Driver(runner, fail_mode, owns_loop=True, rebuild=rebuild).run(tasks))

@@ -20,8 +20,8 @@ import time
 from types import GeneratorType
 from typing import Any
 
-from ..errors import DependencyCycleError, TargetError, TaskDefinitionError
-from ..target import get_target_root, is_memory_root
+from ..errors import DependencyCycleError, TargetError, TaskDefinitionError, TaskOutputMissingError
+from ..target import get_target_root, is_memory_root, remove_stale_temporary_files
 from ..task import Task, flatten_tasks, task_has_run, task_has_run_aio
 from . import _executors as ex
 from ._runner import (
@@ -40,6 +40,10 @@ from ._summary import BuildStatus, BuildSummary, FailMode, TaskFailure
 __all__ = ["Driver"]
 
 _OTHER_PROCESSES = (PROCESS, DASK)
+# A task whose dynamic dependencies a worker process reports missing is run
+# again from the start; each run must get further (yield a task not built yet).
+# This bounds the runs of a run() that yields new tasks every time.
+MAX_RERUNS = 1000
 _BY_CLASS = (DefaultExecutionModeSelector.__call__, _SequentialSelector.__call__)
 
 
@@ -111,7 +115,8 @@ def _short_cycle(task_ids: list[str], tasks: dict[str, Task]) -> str:
 class Driver:
     """One build: discovery, dispatch, outcomes."""
 
-    def __init__(self, runner: HybridConcurrentTaskRunner, fail_mode: FailMode, owns_loop: bool = False):
+    def __init__(self, runner: HybridConcurrentTaskRunner, fail_mode: FailMode, owns_loop: bool = False,
+                 rebuild: Any = None):
         if not isinstance(fail_mode, FailMode):
             raise ValueError(f"fail_mode must be a FailMode, got {fail_mode!r}")
         self.runner = runner
@@ -128,6 +133,12 @@ class Driver:
         self.stopping = False
         self._resume: dict[str, Any] = {}
         self._restarts: set[str] = set()  # asked for dynamic deps: started (and reported) before
+        # Tasks a worker process stopped because dynamic dependencies were missing:
+        # how often, and the ids it waited on last time.
+        self._reruns: dict[str, int] = {}
+        self._waited_on: dict[str, set[str]] = {}
+        self._rebuild_roots = flatten_tasks(rebuild)
+        self._rebuild = {task.id for task in self._rebuild_roots}
         self._executor_of_class: dict[type, Any] = {}
         self._executors: dict[str, Any] = {}
         self._checked: set[type] = set()
@@ -152,6 +163,9 @@ class Driver:
     def _is_complete(self, task: Task) -> bool:
         if type(task) not in self._checked:
             self._check_class(task)
+        if self._rebuild and task.id in self._rebuild:
+            self._remove_output(task)
+            return False
         try:
             complete = task.complete()
         except Exception as exc:
@@ -160,6 +174,18 @@ class Driver:
             self.complete_ids.add(task.id)
             return True
         return False
+
+    def _remove_output(self, task: Task) -> None:
+        """A task to rebuild: delete its output, so it runs and its completion check means something."""
+        self._rebuild.discard(task.id)
+        target = task.output()
+        remove = getattr(target, "remove", None)
+        if remove is None:
+            raise TargetError(
+                f"cannot rebuild task {task!r}: its output {target!r} has no remove(); delete the "
+                "output yourself, then build"
+            )
+        remove()
 
     def discover(self, roots: list[Task]) -> list[str]:
         """Add every incomplete task reachable from ``roots``; return the roots' ids in the graph."""
@@ -292,6 +318,11 @@ class Driver:
                 self.complete_ids.add(task_id)
 
     def _extend(self, task_id: str, deps: list[Task], resume: Any) -> None:
+        if resume is None:  # a worker process stopped the task: it runs again from the start
+            error = self._no_progress(task_id, deps)
+            if error is not None:
+                self._fail(task_id, error, "")
+                return
         try:
             dep_ids = self.discover(deps)
         except DependencyCycleError:
@@ -301,16 +332,48 @@ class Driver:
             return
         self._restarts.add(task_id)
         if resume is not None:
-            self._resume[task_id] = resume
+            self._resume[task_id] = (resume, deps)
         if task_id in dep_ids:
             raise DependencyCycleError(
                 f"dependency cycle: task {self.tasks[task_id]!r} yielded itself as a dependency",
                 [task_id, task_id],
             )
         if self.scheduler.extend(task_id, dep_ids) == UPSTREAM_FAILED:
-            gen = self._resume.pop(task_id, None)
-            if isinstance(gen, GeneratorType):
-                gen.close()
+            suspended = self._resume.pop(task_id, None)
+            if suspended is not None and isinstance(suspended[0], GeneratorType):
+                suspended[0].close()
+
+    def _no_progress(self, task_id: str, deps: list[Task]) -> BaseException | None:
+        """Why running ``task_id`` again would not get further than the run that yielded ``deps``.
+
+        The tasks its previous run waited on have all run (or were complete) since:
+        one of them reported missing again means its output is not what the worker sees.
+        """
+        task = self.tasks[task_id]
+        waited_on = self._waited_on.get(task_id, ())
+        for dep in deps:
+            if dep.id not in waited_on:
+                continue
+            if ex.declares_no_output(dep):
+                return TaskOutputMissingError(
+                    f"task {task!r} yielded {dep!r}, which has no output: a worker process cannot tell "
+                    f"that it ran, and would run {task!r} again for ever; give {type(dep).__name__} "
+                    "an output, or run the task that yields it in 'thread' mode"
+                )
+            return TaskOutputMissingError(
+                f"task {task!r} yielded {dep!r} again after it ran (or was found complete), but its "
+                f"output {ex.describe_output(dep)} is still missing in the worker process that ran "
+                f"{task!r}; outputs must be visible to every process of the build"
+            )
+        self._waited_on[task_id] = {dep.id for dep in deps}
+        n_runs = self._reruns[task_id] = self._reruns.get(task_id, 0) + 1
+        if n_runs > MAX_RERUNS:
+            return TaskDefinitionError(
+                f"task {task!r} was run {n_runs} times and yielded tasks not built yet every time; "
+                "in a worker process run() starts again after its dynamic dependencies are built, so "
+                "it must yield the same tasks again (yield many at once rather than one per run)"
+            )
+        return None
 
     def _fail(self, task_id: str, error: BaseException, text: str) -> None:
         task = self.tasks[task_id]
@@ -348,11 +411,13 @@ class Driver:
 
     async def _run(self, roots: list[Task]) -> BuildSummary:
         started = time.perf_counter()
+        root = get_target_root()  # a bad STARDAG_TARGET_ROOTS fails here, before any task runs
         for mode in _OTHER_PROCESSES:
             if self.runner.may_use(mode):
                 self._check_root(mode)
+        remove_stale_temporary_files(root)
         self.inbox = _Inbox(asyncio.get_running_loop())
-        self.discover(roots)
+        self.discover(roots + self._rebuild_roots)
         self.registry.build_start(roots)
         interrupted = True
         try:
@@ -362,6 +427,8 @@ class Driver:
             for executor in self._executors.values():
                 executor.shutdown(interrupted)
                 await executor.aclose()
+            # Temporary files of workers that died or were stopped mid-write.
+            remove_stale_temporary_files(root)
         summary = self._summary(time.perf_counter() - started)
         self.registry.build_complete(summary)
         return summary

@@ -3,12 +3,15 @@
 Executors only run. Each hands an outcome ``(executor, task_id, kind, payload)``
 to the driver's inbox and never touches scheduler state. Outcome kinds:
 
-- ``OK``: the task finished; payload ``None``, or from a worker process the
-  dynamic dependencies it found already complete.
+- ``OK``: the task finished and is complete (checked where it ran); payload
+  ``None``, or from a worker process the dynamic dependencies it found already
+  complete. A task that returns without its output is ``FAILED`` with a
+  ``TaskOutputMissingError``.
 - ``FAILED``: payload ``(error, traceback_text)``.
 - ``DEPS``: the task yielded dynamic dependencies; payload ``(tasks, generator)``.
   In-process executors keep the suspended generator, which the driver resumes
-  once the tasks are complete. A generator cannot cross processes, so the
+  once the tasks have run (as ``(generator, tasks)``: a task still incomplete
+  then fails the generator's task). A generator cannot cross processes, so the
   process pool closes it and returns only the missing tasks (generator
   ``None``): the driver then runs the task again from the start, and ``run()``
   must yield the same tasks again (Luigi's contract for dynamic dependencies).
@@ -29,7 +32,7 @@ import traceback
 from types import AsyncGeneratorType, GeneratorType
 from typing import Any, Callable
 
-from ..errors import TaskPicklingError, WorkerDiedError
+from ..errors import TaskOutputMissingError, TaskPicklingError, WorkerDiedError
 from ..target import get_target_root, set_target_root
 from ..task import Task, dumps_for, flatten_tasks, loads_into
 
@@ -50,41 +53,95 @@ __all__ = [
 OK, FAILED, DEPS, NOT_RUN = range(4)
 
 
-def run_sync(task: Task, gen: GeneratorType | None = None) -> tuple[int, Any]:
-    """Run (or resume) a sync task: ``(kind, payload)``."""
+def run_sync(task: Task, resume: tuple[GeneratorType, list[Task]] | None = None) -> tuple[int, Any]:
+    """Run a sync task, or resume it (``(generator, tasks it yielded)``): ``(kind, payload)``."""
     try:
-        if gen is None:
+        if resume is None:
             result = task.run()
             if not isinstance(result, GeneratorType):
-                return OK, None
+                return finished(task, "run()")
             gen = result
             yielded = next(gen)
         else:
+            gen, waited_on = resume
+            error = dependency_missing(task, waited_on)
+            if error is not None:
+                gen.close()
+                return FAILED, (error, "")
             yielded = gen.send(None)
         return DEPS, (flatten_tasks(yielded), gen)
     except StopIteration:
-        return OK, None
+        return finished(task, "run()")
     except Exception as exc:
         return FAILED, (exc, traceback.format_exc())
 
 
-async def run_async(task: Task, agen: AsyncGeneratorType | None = None) -> tuple[int, Any]:
-    """Run (or resume) ``run_aio``: ``(kind, payload)``."""
+async def run_async(task: Task,
+                    resume: tuple[AsyncGeneratorType, list[Task]] | None = None) -> tuple[int, Any]:
+    """Run ``run_aio``, or resume it (``(async generator, tasks it yielded)``): ``(kind, payload)``."""
     try:
-        if agen is None:
+        if resume is None:
             result = task.run_aio()
             if not isinstance(result, AsyncGeneratorType):
                 await result
-                return OK, None
+                return finished(task, "run_aio()")
             agen = result
             yielded = await agen.__anext__()
         else:
+            agen, waited_on = resume
+            error = dependency_missing(task, waited_on)
+            if error is not None:
+                await agen.aclose()
+                return FAILED, (error, "")
             yielded = await agen.asend(None)
         return DEPS, (flatten_tasks(yielded), agen)
     except StopAsyncIteration:
-        return OK, None
+        return finished(task, "run_aio()")
     except Exception as exc:
         return FAILED, (exc, traceback.format_exc())
+
+
+def declares_no_output(task: Task) -> bool:
+    """A task with no output and the default ``complete()``: done when its run returns."""
+    return type(task).complete is Task.complete and task.output() is None
+
+
+def describe_output(task: Task) -> str:
+    """The path of ``task``'s output (or its target's repr), quoted."""
+    target = task.output()
+    return repr(getattr(target, "path", target))
+
+
+def finished(task: Task, method: str) -> tuple[int, Any]:
+    """``OK`` if ``task`` is complete now that its ``method`` returned, else ``FAILED`` naming its output."""
+    try:
+        if task.complete() or declares_no_output(task):
+            return OK, None
+        target = task.output()
+        if target is not None and not target.exists():
+            error = TaskOutputMissingError(
+                f"task {task!r} finished without writing its output {describe_output(task)}: "
+                f"its {method} must save it, e.g. self.output().save(value)"
+            )
+        else:
+            error = TaskOutputMissingError(
+                f"task {task!r} finished, but its complete() still returns False "
+                f"(output {describe_output(task)})"
+            )
+    except Exception as exc:
+        return FAILED, (exc, traceback.format_exc())
+    return FAILED, (error, "")
+
+
+def dependency_missing(task: Task, waited_on: list[Task]) -> TaskOutputMissingError | None:
+    """The error for the first task in ``waited_on`` (yielded by ``task``, since built) still incomplete."""
+    for dep in waited_on:
+        if not (dep.complete() or declares_no_output(dep)):
+            return TaskOutputMissingError(
+                f"task {task!r} yielded {dep!r}, which is still incomplete after it ran "
+                f"(output {describe_output(dep)})"
+            )
+    return None
 
 
 class _Executor:
@@ -261,7 +318,7 @@ def _run_in_worker(task: Task) -> tuple[int, Any]:
         if missing:
             gen.close()
             return DEPS, (missing, None)
-        kind, payload = run_sync(task, gen)
+        kind, payload = run_sync(task, (gen, []))
     if kind == OK:
         return OK, complete
     return kind, payload

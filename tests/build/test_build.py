@@ -17,11 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import importlib.util
 import os
+import signal
+import threading
 import time
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -38,6 +42,8 @@ from stardag.build import (
     build_sequential,
     build_sequential_aio,
 )
+from stardag.build import _driver
+from stardag.errors import TargetError, TaskDefinitionError, TaskOutputMissingError
 from stardag.registry import NoOpRegistry, RegistryABC
 
 HAS_DASK = importlib.util.find_spec("distributed") is not None
@@ -52,8 +58,9 @@ class Config:
     family: tt.Family
     _build: Callable[..., BuildSummary]
 
-    def build(self, tasks: Any, fail_mode: FailMode = FailMode.FAIL_FAST, **runner_kwargs: Any) -> BuildSummary:
-        return self._build(tasks, fail_mode, **runner_kwargs)
+    def build(self, tasks: Any, fail_mode: FailMode = FailMode.FAIL_FAST, rebuild: Any = None,
+              **runner_kwargs: Any) -> BuildSummary:
+        return self._build(tasks, fail_mode, rebuild, **runner_kwargs)
 
 
 def _runner(mode: str, registry: RegistryABC | None = None, **kwargs: Any) -> HybridConcurrentTaskRunner:
@@ -68,34 +75,40 @@ def _runner(mode: str, registry: RegistryABC | None = None, **kwargs: Any) -> Hy
 
 def _make_config(name: str, dask_address: str | None = None) -> Config:
     if name == "sequential":
-        def run(tasks, fail_mode, registry=None):
-            return build_sequential(tasks, registry=registry, fail_mode=fail_mode)
+        def run(tasks, fail_mode, rebuild, registry=None):
+            return build_sequential(tasks, registry=registry, fail_mode=fail_mode, rebuild=rebuild)
         return Config(name, tt.SYNC, run)
     if name == "sequential_aio":
-        def run(tasks, fail_mode, registry=None):
-            return asyncio.run(build_sequential_aio(tasks, registry=registry, fail_mode=fail_mode))
+        def run(tasks, fail_mode, rebuild, registry=None):
+            return asyncio.run(build_sequential_aio(tasks, registry=registry, fail_mode=fail_mode,
+                                                    rebuild=rebuild))
         return Config(name, tt.ASYNC, run)
     if name == "async":
-        def run(tasks, fail_mode, **kwargs):
-            return asyncio.run(build_aio(tasks, task_runner=_runner("thread", **kwargs), fail_mode=fail_mode))
+        def run(tasks, fail_mode, rebuild, **kwargs):
+            return asyncio.run(build_aio(tasks, task_runner=_runner("thread", **kwargs), fail_mode=fail_mode,
+                                         rebuild=rebuild))
         return Config(name, tt.ASYNC, run)
 
     if name == "dask":
-        def run(tasks, fail_mode, **kwargs):
+        def run(tasks, fail_mode, rebuild, **kwargs):
             runner = _runner("dask", dask_address=dask_address, **kwargs)
-            return build(tasks, task_runner=runner, fail_mode=fail_mode)
+            return build(tasks, task_runner=runner, fail_mode=fail_mode, rebuild=rebuild)
         return Config(name, tt.SYNC, run)
 
-    def run(tasks, fail_mode, **kwargs):
-        return build(tasks, task_runner=_runner(name, **kwargs), fail_mode=fail_mode)
+    def run(tasks, fail_mode, rebuild, **kwargs):
+        return build(tasks, task_runner=_runner(name, **kwargs), fail_mode=fail_mode, rebuild=rebuild)
     return Config(name, tt.SYNC, run)
+
+
+def _config_for(name: str, request: pytest.FixtureRequest) -> Config:
+    if name == "dask":  # conftest's cluster, closed with this module
+        return _make_config("dask", request.getfixturevalue("dask_cluster"))
+    return _make_config(name)
 
 
 @pytest.fixture(params=CONFIGS)
 def config(request: pytest.FixtureRequest, root: str) -> Config:
-    if request.param == "dask":  # conftest's cluster, closed with this module
-        return _make_config("dask", request.getfixturevalue("dask_cluster"))
-    return _make_config(request.param)
+    return _config_for(request.param, request)
 
 
 # -- success -----------------------------------------------------------------
@@ -358,6 +371,186 @@ def test_a_failing_task_with_dynamic_dependencies_is_reported(config: Config, ro
     assert summary.n_failed == 1 and summary.failures[0].task_id == dyn.task_id
     assert isinstance(summary.failures[0].error, ValueError)
     assert summary.n_succeeded == 4 and not dyn.complete()
+
+
+# -- done means done -----------------------------------------------------------
+
+
+SYNC_OR_ASYNC = {tt.SYNC: (tt.Silent, tt.Yields, tt.FileIO), tt.ASYNC: (tt.ASilent, tt.AYields, tt.AFileIO)}
+
+
+@contextlib.contextmanager
+def livelock_guard(seconds: float = 60) -> Iterator[None]:
+    """Fail, instead of hanging, when the build inside runs for ``seconds``: Ctrl-C stops it."""
+    timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        yield
+    except KeyboardInterrupt:
+        pytest.fail(f"the build was still running after {seconds} s: a livelock")
+    finally:
+        timer.cancel()
+
+
+def test_a_task_that_writes_nothing_fails_naming_its_output(config: Config, root: str) -> None:
+    """
+    top(Sum) ── silent (run() returns without saving)
+     └───────── ok leaf
+    """
+    silent_cls = SYNC_OR_ASYNC[config.family][0]
+    silent = silent_cls(value=1)
+    ok = config.family.Leaf(value=2)
+    top = config.family.Sum(deps=(silent, ok))
+    summary = config.build([top], FailMode.CONTINUE)
+
+    assert (summary.n_failed, summary.n_upstream_failed, summary.n_succeeded) == (1, 1, 1), summary
+    [failure] = summary.failures  # the dependent never ran: no FileNotFoundError naming it
+    assert failure.task_id == silent.id
+    assert isinstance(failure.error, TaskOutputMissingError)
+    message = str(failure.error)
+    assert repr(silent) in message and repr(silent.output().path) in message
+    assert "without writing its output" in message and "save" in message
+    assert not top.complete() and ok.complete()
+    tt.assert_counts_add_up(summary)
+    if config.name in ("sequential", "blocking", "thread"):  # run() returned normally, in this process
+        assert [r[1] for r in tt.read_runs(root, "start")].count(silent.id) == 1
+
+
+def test_a_dynamic_dependency_that_writes_nothing_fails_its_parent_once(config: Config, root: str) -> None:
+    """
+    parent ··> silent (yielded; its run() returns without saving)
+
+    The parent runs once: neither resumed nor re-run (a worker process re-ran it for ever).
+    """
+    silent_cls, yields_cls, _ = SYNC_OR_ASYNC[config.family]
+    silent = silent_cls(value=7)
+    parent = yields_cls(deps=(silent,))
+    with livelock_guard():
+        summary = config.build([parent], FailMode.CONTINUE)
+    assert (summary.n_failed, summary.n_upstream_failed) == (1, 1), summary
+    assert summary.failures[0].task_id == silent.id
+    assert isinstance(summary.failures[0].error, TaskOutputMissingError)
+    starts = [task_id for _, task_id, _, _ in tt.read_runs(root, "start")]
+    assert starts.count(parent.id) == 1 and not parent.complete()
+
+
+@pytest.mark.parametrize("mode", [name for name in CONFIGS if name not in OTHER_PROCESSES])
+def test_a_dynamic_dependency_whose_output_disappears_fails_its_parent(mode: str, root: str) -> None:
+    """A yielded task that ran, and whose output is gone when its parent resumes.
+
+    (In a worker process the parent runs again instead, and finds it missing: see
+    the tests below.)
+    """
+    config = _make_config(mode)
+    f = config.family
+    leaf = f.Leaf(value=3)
+    parent = SYNC_OR_ASYNC[f][1](deps=(leaf,))
+
+    class RemovesOnComplete(tt.Recorder):
+        def task_complete(self, task):
+            super().task_complete(task)
+            if task == leaf:
+                leaf.output().remove()
+
+    summary = config.build([parent], FailMode.CONTINUE, registry=RemovesOnComplete())
+    assert summary.n_failed == 1 and summary.failures[0].task_id == parent.id, summary
+    error = summary.failures[0].error
+    assert isinstance(error, TaskOutputMissingError)
+    assert "still incomplete after it ran" in str(error) and repr(leaf) in str(error)
+
+
+@pytest.mark.parametrize("mode", sorted(OTHER_PROCESSES & set(CONFIGS)))
+def test_a_dynamic_dependency_complete_here_but_not_in_the_worker_fails_the_parent(
+        mode: str, root: str, request: pytest.FixtureRequest) -> None:
+    """Complete for the build, missing for the worker that runs the parent: bounded, not a livelock."""
+    config = _config_for(mode, request)
+    dep = tt.CompleteOnlyIn(pid=os.getpid())
+    parent = tt.Yields(deps=(dep,))
+    with livelock_guard():
+        summary = config.build([parent], FailMode.CONTINUE)
+    [failure] = summary.failures
+    assert failure.task_id == parent.id and isinstance(failure.error, TaskOutputMissingError)
+    assert repr(dep) in str(failure.error) and "visible to every process" in str(failure.error)
+    starts = [task_id for _, task_id, _, _ in tt.read_runs(root, "start")]
+    assert starts.count(parent.id) == 2  # it yielded dep once more after dep was found complete
+
+
+def test_a_dynamic_dependency_without_output(config: Config, root: str) -> None:
+    """In this process the parent resumes once it ran; a worker process cannot tell, and says so."""
+    dep = tt.NoOutputTask(value=1)
+    parent = tt.Yields(deps=(dep,))
+    if config.family is tt.ASYNC:
+        parent = tt.AYields(deps=(dep,))
+    with livelock_guard():
+        summary = config.build([parent], FailMode.CONTINUE)
+    if config.name in OTHER_PROCESSES:
+        [failure] = summary.failures
+        assert failure.task_id == parent.id and isinstance(failure.error, TaskOutputMissingError)
+        assert "has no output" in str(failure.error) and "'thread' mode" in str(failure.error)
+    else:
+        assert summary.status is BuildStatus.SUCCESS, summary.failures
+        assert parent.load() == 1
+
+
+@pytest.mark.parametrize("mode", sorted(OTHER_PROCESSES & set(CONFIGS)))
+def test_a_parent_is_re_run_a_bounded_number_of_times(mode: str, root: str, request: pytest.FixtureRequest,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run() that yields a new task every time would be re-run for ever in a worker process."""
+    monkeypatch.setattr(_driver, "MAX_RERUNS", 4)
+    config = _config_for(mode, request)
+    parent = tt.YieldsSomethingNew()
+    with livelock_guard():
+        summary = config.build([parent], FailMode.CONTINUE)
+    [failure] = summary.failures
+    assert failure.task_id == parent.id and isinstance(failure.error, TaskDefinitionError)
+    assert "was run 5 times" in str(failure.error) and "yield the same tasks" in str(failure.error)
+    starts = [task_id for _, task_id, _, _ in tt.read_runs(root, "start")]
+    assert starts.count(parent.id) == 5
+
+
+def test_open_and_open_aio_outputs_build_in_every_configuration(config: Config, root: str) -> None:
+    """
+    top ── mid ── leaf      (each writes through output().open("w") or open_aio("w"))
+    """
+    cls = SYNC_OR_ASYNC[config.family][2]
+    leaf = cls(value=1)
+    mid = cls(deps=(leaf,), value=10)
+    top = cls(deps=(mid, leaf), value=100)
+    summary = config.build([top])
+    assert summary.status is BuildStatus.SUCCESS and summary.n_succeeded == 3, summary.failures
+    assert top.load() == {"value": 112}
+    assert [p for p in Path(root).rglob("*.tmp-*")] == []
+
+
+def test_rebuild_runs_chosen_tasks_again(config: Config, root: str) -> None:
+    """
+    top ── mid ── a
+            └──── b        build all; corrupt a; rebuild=[a] repairs a only
+    """
+    f = config.family
+    a, b = f.Leaf(value=1), f.Leaf(value=2)
+    mid = f.Sum(deps=(a, b))
+    top = f.Sum(deps=(mid,))
+    assert config.build([top]).n_succeeded == 4
+    Path(a.output().path).write_text("{truncated")
+    assert config.build([top]).n_previously_complete == 1  # corrupt, yet complete: it exists
+    with pytest.raises(TargetError, match="rebuild=") as raised:
+        a.load()
+    assert a.output().path in str(raised.value) and repr(a) in str(raised.value)
+
+    summary = config.build([top], rebuild=[a])
+    assert summary.status is BuildStatus.SUCCESS, summary.failures
+    assert (summary.n_succeeded, summary.n_previously_complete) == (1, 1)  # a; top was complete
+    assert a.load() == 1 and top.load() == 3
+    runs = collections.Counter(tt.done_ids(root))
+    assert runs[a.id] == 2 and runs[b.id] == runs[mid.id] == runs[top.id] == 1
+
+    summary = config.build([top], rebuild=[mid, top])  # both, each after its dependencies
+    assert summary.n_succeeded == 2 and summary.status is BuildStatus.SUCCESS
+    runs = collections.Counter(tt.done_ids(root))
+    assert runs[mid.id] == runs[top.id] == 2 and runs[a.id] == 2 and runs[b.id] == 1
+    order = tt.done_ids(root)
+    assert order[-2:] == [mid.id, top.id]
 
 
 # -- registry and concurrency ------------------------------------------------
