@@ -10,18 +10,21 @@ from .errors import (
     WorkerDiedError,
 )
 from .target import get_target_root, set_target_root, target_root
-from .task import AutoTask, Task
+from .task import AutoTask, SubClass, Task, TaskStruct, auto_namespace
 
 __all__ = [
     "AutoTask",
     "DependencyCycleError",
     "StardagError",
+    "SubClass",
     "TargetError",
     "Task",
     "TaskDefinitionError",
     "TaskOutputMissingError",
     "TaskPicklingError",
+    "TaskStruct",
     "WorkerDiedError",
+    "auto_namespace",
     "get_target_root",
     "set_target_root",
     "target_root",

@@ -1,10 +1,17 @@
-"""Tasks: immutable pydantic models with a deterministic ``task_id``.
+"""Tasks: immutable pydantic models identified by ``id``, a hash of their class and parameters.
 
 A task's parameters are its pydantic fields; a field may hold other tasks (or
-tuples, lists and dicts of them). ``requires()`` names what must be built first,
+tuples, lists and dicts of them, or models holding them). Lists, dicts and sets
+are frozen at construction, so a task's id always matches its parameters (see
+``_ids.py`` for the encoding). ``requires()`` names what must be built first,
 ``run()`` and/or ``async run_aio()`` do the work and save to ``output()``.
 A ``run()`` (or ``run_aio()``) that is a generator may ``yield`` tasks: dynamic
 dependencies, built before it resumes.
+
+A class's namespace (``task_namespace``, or the module's name after
+``auto_namespace(__name__)``) and name make its part of the id and of its
+output path: both must be safe as one path component, and no two classes from
+different modules may share them.
 
 Tasks pickle as a flat list of records, not a nested tree, so a chain of any
 depth crosses to a worker process without hitting the recursion limit.
@@ -12,15 +19,29 @@ depth crosses to a worker process without hitting the recursion limit.
 
 from __future__ import annotations
 
+import os
 import pickle
-from typing import Any, ClassVar, Generic, Mapping, TypeVar
+import sys
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, Mapping, TypeVar, Union
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr
+from pydantic import BaseModel, ConfigDict, SerializeAsAny, WrapValidator
 
-from ._ids import canonical_params, make_task_id, map_tasks
+from ._ids import (
+    UnencodableValue,
+    canonical_params,
+    dumps,
+    encode,
+    field_encoder,
+    freeze,
+    make_task_id,
+    map_tasks,
+    register_task_type,
+    type_name,
+)
+from .errors import TaskDefinitionError
 from .target import get_target_root, make_target, serializer_for
 
-__all__ = ["AutoTask", "Task", "flatten_tasks"]
+__all__ = ["AutoTask", "SubClass", "Task", "TaskStruct", "auto_namespace", "check_unchanged", "flatten_tasks"]
 
 T = TypeVar("T")
 
@@ -32,18 +53,50 @@ class Task(BaseModel):
 
     task_namespace: ClassVar[str] = ""
     task_version: ClassVar[str] = ""
+    # {field: encoder} for fields whose declared type fixes tuples or sets inside (see _ids.field_encoder).
+    __stardag_encoders__: ClassVar[dict[str, Any]] = {}
 
-    _task_id: str = PrivateAttr(default="")
-    _output: Any = PrivateAttr(default=None)
+    # ``__pydantic_private__`` holds "_task_id", "_output" (the cached target) and
+    # "_watch" (fields holding a copy of a model whose class is not frozen:
+    # {name: canonical JSON at construction}). They are set in model_post_init,
+    # not declared as PrivateAttr: pydantic's private-attribute set-up cost more
+    # than the rest of hashing a task.
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        _define(cls)
 
     def model_post_init(self, context: Any, /) -> None:
         # Dependencies are built before their dependents, so their ids are
         # already cached: hashing never recurses down the graph.
-        params = canonical_params(self.__dict__, Task)
         cls = type(self)
-        self.__pydantic_private__["_task_id"] = make_task_id(
-            cls.task_namespace, cls.__name__, cls.task_version, params
-        )
+        fields = self.__dict__
+        mutable: list[Any] = []
+        watched = None
+        try:
+            for name, value in fields.items():
+                frozen = freeze(value, mutable)
+                if frozen is not value:
+                    fields[name] = frozen
+                    if mutable:
+                        watched = [*(watched or ()), name]
+                        mutable.clear()
+            params = canonical_params(fields, cls.__stardag_encoders__)
+        except UnencodableValue as exc:
+            raise _unencodable_error(cls, exc) from None
+        except RecursionError:
+            raise TaskDefinitionError(f"a parameter of task {cls.__qualname__} is nested too deeply "
+                                      f"(or contains itself)") from None
+        private = {
+            "_task_id": make_task_id(cls.task_namespace, cls.__name__, cls.task_version, params),
+            "_output": None,
+            "_watch": {name: dumps(encode(fields[name])) for name in watched} if watched else None,
+        }
+        if self.__pydantic_private__ is None:
+            object.__setattr__(self, "__pydantic_private__", private)
+        else:  # the subclass declares private attributes of its own
+            self.__pydantic_private__.update(private)
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Any:
         """A copy; with ``update``, a new task: validated, with its own id and output."""
@@ -58,12 +111,23 @@ class Task(BaseModel):
         """The task's identity: a hash of its class and parameter values (32 hex digits)."""
         return self.__pydantic_private__["_task_id"]
 
-    @property
-    def task_id(self) -> str:
-        """The same as :attr:`id`."""
-        return self.__pydantic_private__["_task_id"]
+    if TYPE_CHECKING:
 
-    def requires(self) -> Any:
+        @property
+        def task_id(self) -> str:
+            """The id, unless the class declares a field ``task_id`` (a label)."""
+
+    else:
+
+        def __getattr__(self, name: str) -> Any:
+            # Reached only when normal lookup fails: a declared field ``task_id``
+            # (in the instance's __dict__) wins, so it is a plain parameter, and a
+            # class attribute here would make pydantic warn that the field shadows it.
+            if name == "task_id":
+                return self.__pydantic_private__["_task_id"]
+            return super().__getattr__(name)
+
+    def requires(self) -> TaskStruct:
         """Tasks to complete first: a task or a nested tuple/list/dict of tasks."""
         return ()
 
@@ -81,6 +145,7 @@ class Task(BaseModel):
 
     def complete(self) -> bool:
         """Whether the output exists (a task without output is never complete)."""
+        check_unchanged(self)
         target = self.output()
         return target is not None and target.exists()
 
@@ -101,6 +166,143 @@ class Task(BaseModel):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (_flatten(self),))
+
+
+TaskStruct = Union[Task, list["TaskStruct"], tuple["TaskStruct", ...], dict[str, "TaskStruct"]]
+"""What ``requires()`` returns: a task, or nested lists, tuples and dicts of tasks."""
+
+register_task_type(Task, lambda task: {"__stardag_task_id__": task.__pydantic_private__["_task_id"]})
+
+
+def _keep_instance(value: Any, handler: Any) -> Any:
+    result = handler(value)
+    # A model class may revalidate instances into itself: keep the subclass instance given.
+    if result is not value and isinstance(value, type(result)):
+        return value
+    return result
+
+
+SubClass = Annotated[T, WrapValidator(_keep_instance), SerializeAsAny()]
+"""``SubClass[Base]``: a field holding an instance of ``Base`` or of any subclass, kept as given.
+
+The concrete class and all its fields are kept, and count for the id; they
+are also serialised (``model_dump``) as the subclass, not as ``Base``.
+"""
+
+
+# -- class identity: namespace and name ---------------------------------------
+
+_auto_namespaces: dict[str, str] = {}
+_classes: dict[tuple[str, str], tuple[type, str | None]] = {}  # (namespace, name) -> (class, its file)
+
+
+def auto_namespace(scope: str) -> None:
+    """Give tasks defined from now on in module ``scope`` (and its submodules) the namespace ``scope``.
+
+    Call it at the top of a module as ``stardag.auto_namespace(__name__)``. A
+    class that sets ``task_namespace`` itself keeps its own.
+
+    Raises:
+        TaskDefinitionError: ``scope`` is not a str safe as a path component.
+    """
+    _check_part("namespace", scope, f"auto_namespace({scope!r})")
+    _auto_namespaces[scope] = scope
+
+
+def _namespace_for(module: str) -> str | None:
+    while module:
+        if module in _auto_namespaces:
+            return _auto_namespaces[module]
+        module = module.rpartition(".")[0]
+    return None
+
+
+def _check_part(what: str, value: Any, owner: str) -> None:
+    """Refuse a namespace or class name that would not stay one directory under the target root."""
+    if not isinstance(value, str):
+        raise TaskDefinitionError(f"the {what} of {owner} must be a str, got {type(value).__name__}: {value!r}")
+    reason = None
+    if "/" in value or "\\" in value:
+        reason = "contains a path separator"
+    elif "\0" in value:
+        reason = "contains a NUL character"
+    elif ".." in value or value == ".":
+        reason = "contains '..' (or is '.')"
+    elif ":" in value:
+        reason = "contains ':' (a drive on Windows)"
+    elif os.path.isabs(value):
+        reason = "is an absolute path"
+    if reason:
+        raise TaskDefinitionError(
+            f"the {what} {value!r} of {owner} {reason}: it names a directory of the task's outputs "
+            "under the target root; use letters, digits, '_', '-' and single dots"
+        )
+
+
+def _module_file(cls: type) -> str | None:
+    path = getattr(sys.modules.get(cls.__module__), "__file__", None)
+    return os.path.realpath(path) if path else None
+
+
+def _define(cls: type[Task]) -> None:
+    """Check and record a new task class (from ``__pydantic_init_subclass__``)."""
+    owner = f"task class {type_name(cls)}"
+    if "task_namespace" not in cls.__dict__:
+        namespace = _namespace_for(cls.__module__)
+        if namespace is not None:
+            cls.task_namespace = namespace
+    _check_part("namespace", cls.task_namespace, owner)
+    _check_part("name", cls.__name__, owner)
+    if not isinstance(cls.task_version, str):
+        raise TaskDefinitionError(f"the task_version of {owner} must be a str, got {cls.task_version!r}")
+    if "id" in cls.__pydantic_fields__:
+        raise TaskDefinitionError(f"{owner} declares a field 'id', which would hide the task's id: rename it")
+    encoders = {name: field_encoder(info.annotation) for name, info in cls.__pydantic_fields__.items()}
+    cls.__stardag_encoders__ = {name: e for name, e in encoders.items() if e is not None}
+    if cls.__module__ == __name__ or cls.__pydantic_generic_metadata__["origin"] is not None:
+        return  # stardag's own bases, and parametrisations like MyTask[int] of a recorded class
+    key, file = (cls.task_namespace, cls.__name__), _module_file(cls)
+    other, other_file = _classes.get(key, (None, None))
+    if other is not None and other.__module__ != cls.__module__ and (file is None or file != other_file):
+        raise TaskDefinitionError(
+            f"{owner} has the same namespace {key[0]!r} and name {key[1]!r} as {type_name(other)}: "
+            "their tasks would share ids and outputs; set task_namespace on one of them "
+            "(or call stardag.auto_namespace(__name__) at the top of its module)"
+        )
+    _classes[key] = (cls, file)  # a class redefined in its own module (a notebook cell, a reload) replaces it
+
+
+def _unencodable_error(cls: type, exc: UnencodableValue) -> TaskDefinitionError:
+    field, *rest = exc.path
+    where = "".join(f"[{p!r}]" for p in rest)
+    reason = exc.reason or (
+        "it has no canonical encoding for the task's id (supported: None, bool, int, float, str, bytes, "
+        "list, tuple, dict, set, enums, pydantic models, tasks, paths, dates and times, UUID, Decimal)"
+    )
+    return TaskDefinitionError(
+        f"parameter {field!r} of task {cls.__qualname__} holds a {type_name(exc.value_type)}"
+        f"{' at ' + field + where if where else ''}: {reason}"
+    )
+
+
+def check_unchanged(task: Task) -> None:
+    """Raise if a model inside ``task``'s parameters was changed in place after its id was computed.
+
+    Lists, dicts and sets are frozen; a model whose class is not frozen is
+    copied at construction but can still be changed, so it is checked here
+    (before the task runs and when its completeness is asked).
+    """
+    watch = task.__pydantic_private__["_watch"]
+    if not watch:
+        return
+    for name, before in watch.items():
+        if dumps(encode(task.__dict__[name])) != before:
+            raise TaskDefinitionError(
+                f"parameter {name!r} of task {task!r} was changed after the task's id {task.id} was computed: "
+                "its output would not match its id; make a new task instead "
+                "(task.model_copy(update=...)), or make the model's class frozen "
+                "(model_config = ConfigDict(frozen=True))"
+            )
 
 
 def _short(value: Any) -> str:
@@ -166,10 +368,10 @@ def _param_tasks(task: Task) -> list[Task]:
 
 
 def _flatten(root: Task, known: Any = ()) -> list[tuple[Any, ...]]:
-    """Records (class, fields with tasks as refs, fields_set, task_id), dependencies first.
+    """Records (class, fields with tasks as refs, fields_set, task_id, watch), dependencies first.
 
     A task whose id is in ``known`` (already sent to the receiver) becomes the
-    record ``(None, None, None, task_id)`` and is not walked.
+    record ``(None, None, None, task_id, None)`` and is not walked.
     """
     index: dict[str, int] = {}
     records: list[tuple[Any, ...]] = []
@@ -181,7 +383,7 @@ def _flatten(root: Task, known: Any = ()) -> list[tuple[Any, ...]]:
             continue
         if task_id in known:
             index[task_id] = len(records)
-            records.append((None, None, None, task_id))
+            records.append((None, None, None, task_id, None))
             continue
         if not expanded:
             stack.append((task, True))
@@ -193,14 +395,15 @@ def _flatten(root: Task, known: Any = ()) -> list[tuple[Any, ...]]:
 
         fields = {k: map_tasks(v, ref, Task) for k, v in task.__dict__.items()}
         index[task_id] = len(records)
-        records.append((type(task), fields, task.__pydantic_fields_set__, task_id))
+        records.append((type(task), fields, task.__pydantic_fields_set__, task_id,
+                        task.__pydantic_private__["_watch"]))
     return records
 
 
 def _rebuild(records: list[tuple[Any, ...]], cache: dict[str, Task] | None = None) -> Task:
     """The last record's task; ``cache`` resolves known records and learns the new ones."""
     built: list[Task] = []
-    for cls, fields, fields_set, task_id in records:
+    for cls, fields, fields_set, task_id, watch in records:
         if cls is None:
             built.append(cache[task_id])  # type: ignore[index]
             continue
@@ -211,7 +414,7 @@ def _rebuild(records: list[tuple[Any, ...]], cache: dict[str, Task] | None = Non
                 "__dict__": values,
                 "__pydantic_fields_set__": fields_set,
                 "__pydantic_extra__": None,
-                "__pydantic_private__": {"_task_id": task_id, "_output": None},
+                "__pydantic_private__": {"_task_id": task_id, "_output": None, "_watch": watch},
             }
         )
         built.append(obj)

@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 from ..errors import TaskOutputMissingError, TaskPicklingError, WorkerDiedError
 from ..target import get_target_root, set_target_root
-from ..task import Task, dumps_for, flatten_tasks, loads_into
+from ..task import Task, check_unchanged, dumps_for, flatten_tasks, loads_into
 
 __all__ = [
     "AsyncExecutor",
@@ -57,6 +57,7 @@ def run_sync(task: Task, resume: tuple[GeneratorType, list[Task]] | None = None)
     """Run a sync task, or resume it (``(generator, tasks it yielded)``): ``(kind, payload)``."""
     try:
         if resume is None:
+            check_unchanged(task)
             result = task.run()
             if not isinstance(result, GeneratorType):
                 return finished(task, "run()")
@@ -81,6 +82,7 @@ async def run_async(task: Task,
     """Run ``run_aio``, or resume it (``(async generator, tasks it yielded)``): ``(kind, payload)``."""
     try:
         if resume is None:
+            check_unchanged(task)
             result = task.run_aio()
             if not isinstance(result, AsyncGeneratorType):
                 await result

@@ -1,0 +1,327 @@
+"""A task's id is its computation: the adversarial cases of issue 10, immutability, class identity, safe names."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import importlib.util
+import pathlib
+import sys
+import types
+import uuid
+import warnings
+from typing import Any, ClassVar
+
+import pytest
+from pydantic import BaseModel
+
+import identity_tasks as it
+import tasks_for_tests as tt
+import stardag
+from stardag import AutoTask, Task, TaskDefinitionError
+from stardag.build import BuildStatus, build_sequential
+from stardag.task import check_unchanged
+
+
+def differ(a: Any, b: Any) -> bool:
+    return it.Value(v=a).id != it.Value(v=b).id
+
+
+# -- the cases of issue 10, as written there ----------------------------------
+
+
+def test_a_task_inside_a_model_parameter_counts(memory_root: str) -> None:
+    one, two = it.Use(cfg=it.Cfg(dep=it.A(x=1))), it.Use(cfg=it.Cfg(dep=it.A(x=2)))
+    assert one.id != two.id
+    assert build_sequential([one]).status is BuildStatus.SUCCESS
+    assert not two.complete()  # not served the other's output
+    assert build_sequential([two]).n_succeeded == 2
+    assert (one.load(), two.load()) == ({"x": 1}, {"x": 2})
+
+
+def test_an_enum_is_not_its_value() -> None:
+    assert differ(it.Mode.FAST, "fast")
+
+
+def test_a_path_is_not_its_string() -> None:
+    assert differ(pathlib.Path("data"), "data")
+    assert differ(pathlib.PurePosixPath("data"), pathlib.Path("data"))
+
+
+def test_models_of_different_classes_in_a_union_differ(memory_root: str) -> None:
+    sgd, adam = it.Train(optimizer=it.SGD(lr=0.1)), it.Train(optimizer=it.Adam(lr=0.1))
+    assert sgd.id != adam.id
+    build_sequential([sgd, adam])
+    assert (sgd.load(), adam.load()) == ("SGD", "Adam")
+
+
+def test_dict_keys_keep_their_type() -> None:
+    assert differ({1: "a"}, {"1": "a"})
+    assert differ({1: "a"}, {True: "a"})
+    assert differ({it.Mode.FAST: 1}, {"fast": 1})
+
+
+def test_bytes_are_not_str() -> None:
+    assert differ(b"abc", "abc")
+    assert differ(b"abc", b"abc".hex())
+
+
+def test_a_datetime_is_not_its_iso_string() -> None:
+    when = datetime.datetime(2024, 5, 1, 12, 30)
+    assert differ(when, when.isoformat())
+    assert differ(datetime.date(2024, 5, 1), "2024-05-01")
+    assert differ(datetime.date(2024, 5, 1), datetime.datetime(2024, 5, 1))
+
+
+def test_two_enums_with_equal_values_differ() -> None:
+    assert it.Mode.FAST.value == it.Speed.FAST.value
+    assert differ(it.Mode.FAST, it.Speed.FAST)
+    assert differ(it.Level.HIGH, 2)
+
+
+def test_fields_a_subclass_adds_inside_a_nested_model_count() -> None:
+    plain, sub = it.WithModel(holder=it.Holder(part=it.Base())), it.WithModel(holder=it.Holder(part=it.Sub()))
+    assert plain.id != sub.id
+    assert it.WithModel(holder=it.Holder(part=it.Sub(extra="x"))).id != sub.id
+
+
+def test_minus_zero_is_zero() -> None:
+    assert not differ(-0.0, 0.0)
+    assert not differ([-0.0], [0.0])
+    assert differ(0.0, 0)
+
+
+def test_decimal_scale_does_not_count() -> None:
+    assert not differ(decimal.Decimal("1.0"), decimal.Decimal("1.00"))
+    assert not differ(decimal.Decimal("100"), decimal.Decimal("1E+2"))
+    assert not differ(decimal.Decimal("-0.0"), decimal.Decimal("0"))
+    assert differ(decimal.Decimal("1.0"), decimal.Decimal("1.01"))
+    # Exact, not rounded to the context's 28 digits.
+    assert differ(decimal.Decimal("1." + "0" * 40 + "1"), decimal.Decimal("1"))
+
+
+def test_every_nan_is_one_value() -> None:
+    assert not differ(float("nan"), float("-nan"))
+    assert not differ(decimal.Decimal("NaN"), decimal.Decimal("-NaN"))
+    assert differ(float("nan"), decimal.Decimal("NaN"))
+    assert it.Value(v=float("nan")) == it.Value(v=float("nan"))  # a task equals itself
+
+
+def test_other_values_keep_their_type() -> None:
+    assert differ((1, 2), [1, 2])
+    assert differ(frozenset({1, 2}), [1, 2])
+    assert not differ({1, 2}, frozenset({2, 1}))  # equal in Python, and both frozen alike
+    assert differ(uuid.UUID(int=1), str(uuid.UUID(int=1)))
+    assert differ(datetime.timedelta(seconds=1), 1)
+    assert differ(1, 1.0) and differ(1, True) and differ(1, "1")
+    assert differ(it.Point(x=1), {"x": 1, "y": 0.0})
+    assert differ(it.Point, "identity_tasks.Point")
+    assert differ({"__stardag_task_id__": it.A().id}, it.A())  # a dict cannot pass for a task
+    # Aware datetimes keep their zone: the same instant in two zones prints and dates differently.
+    utc = datetime.datetime(2024, 1, 1, 23, tzinfo=datetime.timezone.utc)
+    assert differ(utc, utc.astimezone(datetime.timezone(datetime.timedelta(hours=2))))
+
+
+# -- immutability --------------------------------------------------------------
+
+
+def test_list_dict_and_set_parameters_cannot_change_after_the_id() -> None:
+    task = it.Listy(items=[1, 2])
+    with pytest.raises(TypeError, match="immutable"):
+        task.items.append(3)
+    for change in (lambda: task.items.extend([3]), lambda: task.items.__setitem__(0, 5), task.items.clear,
+                   task.items.sort, lambda: task.items.__iadd__([4])):
+        with pytest.raises(TypeError, match="immutable"):
+            change()
+    assert task.items == [1, 2] and task.id == it.Listy(items=[1, 2]).id
+    assert isinstance(task.items, list) and task.items + [3] == [1, 2, 3]  # a copy is a plain list
+    nested = it.Value(v={"a": [1, {"b": {2}}]})
+    with pytest.raises(TypeError, match="immutable"):
+        nested.v["a"][1]["b"].add(3)
+    with pytest.raises(TypeError, match="immutable"):
+        nested.v["c"] = 1
+    typed = it.Typed()
+    assert isinstance(typed.st, set) and isinstance(typed.d, dict)
+    with pytest.raises(TypeError, match="immutable"):
+        typed.st.add(5)
+
+
+def test_the_callers_list_is_copied_not_shared() -> None:
+    items = [1, 2]
+    task = it.Listy(items=items)
+    items.append(3)
+    assert task.items == [1, 2] and task.id == it.Listy(items=[1, 2]).id
+
+
+def test_a_model_parameter_is_copied_so_the_callers_object_can_change() -> None:
+    point = it.Point(x=1)
+    task = it.Value(v=point)
+    point.x = 2  # the caller reuses its object for the next task
+    assert task.v.x == 1 and task.id == it.Value(v=it.Point(x=1)).id
+    check_unchanged(task)
+    frozen = it.Frozen(items=[1])
+    held = it.Value(v=frozen)
+    with pytest.raises(TypeError, match="immutable"):
+        held.v.items.append(2)
+
+
+def test_a_changed_model_inside_a_task_fails_it_before_it_runs(memory_root: str) -> None:
+    task = it.Value(v=[it.Point(x=1)])
+    task.v[0].x = 5  # not frozen: the one change Python lets through
+    with pytest.raises(TaskDefinitionError, match=r"parameter 'v' of task .* was changed after the task's id"):
+        check_unchanged(task)
+    with pytest.raises(TaskDefinitionError, match="was changed"):
+        task.complete()
+    try:  # found while the build asks whether it is complete
+        summary = build_sequential([task])
+    except TaskDefinitionError as exc:
+        assert "was changed" in str(exc)
+    else:
+        assert summary.status is BuildStatus.FAILURE and "was changed" in str(summary.failures[0].error)
+    assert not task.output().exists()
+
+
+class NeverComplete(it.Value):
+    def complete(self) -> bool:  # asks nothing of the parameters: the run itself is checked
+        return False
+
+
+def test_a_changed_model_fails_the_task_when_it_would_run(memory_root: str) -> None:
+    task = NeverComplete(v=it.Point(x=1))
+    task.v.y = 2.0
+    summary = build_sequential([task])
+    assert summary.status is BuildStatus.FAILURE
+    error = summary.failures[0].error
+    assert isinstance(error, TaskDefinitionError) and "parameter 'v' of task NeverComplete" in str(error)
+    assert not task.output().exists()
+
+
+def test_frozen_parameters_pickle_and_copy_as_frozen() -> None:
+    import copy
+    import pickle
+
+    task = it.Value(v={"a": [1, {2}], "m": it.Point(x=1)})
+    for clone in (pickle.loads(pickle.dumps(task)), copy.deepcopy(task), task.model_copy(deep=True)):
+        assert clone.id == task.id and clone.v == task.v
+        with pytest.raises(TypeError, match="immutable"):
+            clone.v["a"].append(3)
+    assert task.model_dump() == {"v": {"a": [1, {2}], "m": {"x": 1, "y": 0.0}}}
+    assert it.Typed().model_dump_json()  # serialises without warnings
+
+
+# -- values without an encoding --------------------------------------------------
+
+
+def test_a_value_without_encoding_names_the_task_field_and_type() -> None:
+    with pytest.raises(TaskDefinitionError, match=r"parameter 'v' of task Value holds a builtins\.object"):
+        it.Value(v=object())
+    with pytest.raises(TaskDefinitionError, match=r"holds a builtins\.object at v\['a'\]\[1\]"):
+        it.Value(v={"a": [1, object()]})
+    with pytest.raises(TaskDefinitionError, match="bytearray can change .*use bytes"):
+        it.Value(v=bytearray(b"x"))
+    with pytest.raises(TaskDefinitionError, match="nested too deeply"):
+        deep: list[Any] = []
+        for _ in range(5000):
+            deep = [deep]
+        it.Value(v=deep)
+
+
+# -- class identity ---------------------------------------------------------------
+
+
+def _module(name: str, source: str, file: str | None = None) -> types.ModuleType:
+    module = types.ModuleType(name)
+    module.__file__ = file or f"/nonexistent/{name}.py"
+    sys.modules[name] = module
+    try:
+        exec(compile(source, module.__file__, "exec"), module.__dict__)
+    finally:
+        del sys.modules[name]
+    return module
+
+
+_TWIN = """
+from stardag import AutoTask
+class ModTwin(AutoTask[int]):
+    x: int = 0
+"""
+
+
+def test_two_classes_of_one_name_from_two_modules_are_refused_with_the_fix() -> None:
+    _module("identity_mod_a", _TWIN)
+    with pytest.raises(TaskDefinitionError, match=r"identity_mod_b\.ModTwin has the same namespace '' and name 'ModTwin' "
+                                                  r"as identity_mod_a\.ModTwin.*set task_namespace"):
+        _module("identity_mod_b", _TWIN)
+    other = _module("identity_mod_c", _TWIN.replace("x: int", "task_namespace = 'c'\n    x: int"))
+    assert other.ModTwin.task_namespace == "c"
+
+
+def test_a_class_redefined_in_its_module_replaces_it() -> None:
+    first = _module("identity_mod_cell", _TWIN.replace("ModTwin", "Cell"))
+    again = _module("identity_mod_cell", _TWIN.replace("ModTwin", "Cell"))  # a notebook cell run twice
+    assert first.Cell().id == again.Cell().id
+
+
+def test_one_file_imported_under_two_names_is_one_class(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "twice.py"
+    path.write_text(_TWIN.replace("ModTwin", "Twice"))
+    for name in ("identity_twice_one", "identity_twice_two"):
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        finally:
+            del sys.modules[name]
+
+
+@pytest.mark.parametrize("namespace", ["../../x", "/abs", "a/b", "a\\b", "a\0b", "..", ".", "a..b", "C:x"])
+def test_a_namespace_that_leaves_the_target_root_is_refused(namespace: str) -> None:
+    with pytest.raises(TaskDefinitionError, match=r"the namespace .* of task class .*Escape"):
+        class Escape(AutoTask[int]):
+            task_namespace: ClassVar[str] = namespace
+    with pytest.raises(TaskDefinitionError, match="auto_namespace"):
+        stardag.auto_namespace(namespace)
+
+
+@pytest.mark.parametrize("name", ["../up", "a/b", "a\\b", ".."])  # Python refuses NUL itself
+def test_a_class_name_that_leaves_the_target_root_is_refused(name: str) -> None:
+    with pytest.raises(TaskDefinitionError, match=r"the name .* of task class"):
+        type(name, (AutoTask[int],), {"__module__": __name__})
+
+
+def test_other_bad_class_definitions_are_refused() -> None:
+    with pytest.raises(TaskDefinitionError, match="task_namespace .* must be a str|namespace of .* must be a str"):
+        class NotStr(AutoTask[int]):
+            task_namespace: ClassVar[Any] = 3
+    with pytest.raises(TaskDefinitionError, match="task_version .* must be a str"):
+        class BadVersion(AutoTask[int]):
+            task_version: ClassVar[Any] = 2
+    with pytest.raises(TaskDefinitionError, match="field 'id'.*rename"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydantic's own shadowing warning
+
+            class HasId(AutoTask[int]):
+                id: str = "x"
+
+
+def test_the_chain_of_100_000_still_hashes_its_own_parameters_only() -> None:
+    top = tt.chain(1000)
+    assert len(stardag._ids.dumps(stardag._ids.canonical_params(top.__dict__))) < 200
+    assert isinstance(top, Task)
+
+
+def test_auto_namespace_names_the_module_tasks() -> None:
+    module = _module("identity_auto.sub", """
+import stardag
+from typing import ClassVar
+stardag.auto_namespace("identity_auto")
+class Named(stardag.AutoTask[int]):
+    x: int = 0
+class Own(stardag.AutoTask[int]):
+    task_namespace: ClassVar[str] = "mine"
+""")
+    assert module.Named.task_namespace == "identity_auto"
+    assert module.Own.task_namespace == "mine"
+    assert module.Named().id != tt.Leaf().id
+    assert tt.Leaf.task_namespace == ""  # other modules keep theirs
