@@ -41,9 +41,11 @@ class _Scenario(BuildBenchmark):
         self.samples: list[float] = []
 
     def time_build(self, run_dir: str, scenario: str, config: str) -> None:
+        """Seconds for one whole build of the scenario's DAG from a fresh target root."""
         self.samples.append(timed_build(self.builder, self.dag, self.roots))
 
     def track_efficiency(self, run_dir: str, scenario: str, config: str) -> float:
+        """The ideal schedule's time over the median build time of this run (1.0: the physical limit)."""
         samples = recorded_samples(run_dir, f"{scenario}-{config}") or [timed_build(self.builder, self.dag, self.roots)]
         return self.scenario.ideal_seconds(self.config, self.dag) / statistics.median(samples)
 

@@ -82,6 +82,7 @@ class LightScaling(BuildBenchmark):
         self.roots = RootPool(storage)
 
     def track_overhead_us(self, run_dir: str, shape: str, n_tasks: int, storage: str, config: str) -> float:
+        """The build's own cost: its time minus the floor (the tasks' run() in a loop), in µs per task."""
         # The floor is taken on both sides of the build and the lower kept: on a
         # shared machine a load spike during one floor run would hide the overhead.
         floor = run_floor(self.dag, self.roots.fresh())
@@ -105,6 +106,7 @@ class LightFloor(BuildBenchmark):
         self.roots = RootPool(storage)
 
     def track_floor_us(self, run_dir: str, shape: str, n_tasks: int, storage: str) -> float:
+        """The floor: each task's run() called in a plain loop (its work and one write), in µs per task."""
         return run_floor(self.dag, self.roots.fresh()) / n_tasks * 1e6
 
     track_floor_us.unit = "us per task"
@@ -130,5 +132,6 @@ class LargeDagMemory(BuildBenchmark):
         self.roots = RootPool("file")
 
     def peakmem_build(self, run_dir: str, config: str) -> None:
+        """Peak memory of creating and building a fan-in of light tasks (this process only)."""
         dag = dags.fan_in(dags.light_class(self.config.async_tasks), LARGE_DAG_TASKS)
         build_checked(self.builder, dag, self.roots.fresh())

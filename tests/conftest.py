@@ -135,6 +135,14 @@ def alive(process: psutil.Process) -> bool:
         return False
 
 
+@pytest.fixture(scope="session")
+def asv_site(tmp_path_factory: pytest.TempPathFactory):
+    """This suite run by asv over a 3-commit clone and published, once per session (asv_history.py)."""
+    import asv_history
+
+    return asv_history.build(tmp_path_factory.mktemp("asv-history"))
+
+
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     """Collect ``tests/build``: pytest's default ``norecursedirs`` skips any dir named ``build``."""
     if collection_path == TESTS_DIR / "build":

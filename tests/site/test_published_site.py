@@ -1,34 +1,29 @@
-"""Browser check of an asv-published benchmark site.
+"""The published site of this repository, read in an offline headless Chromium.
 
-The module serves a published asv ``html/`` directory on 127.0.0.1, opens it in Debian's
-headless Chromium (packages ``chromium`` and ``chromium-driver``; browsers that test tools
-download do not work on these machines) and checks that
+The site is the session's asv run of this suite over a 3-commit clone, published
+by ``tools/bench.py asv publish`` (tests/asv_history.py): asv's pages, the
+libraries they load served from the site itself, and the overview page. The
+browser (Debian's ``chromium`` and ``chromium-driver``) resolves no host but
+127.0.0.1 and reaches nothing else; every test fails if a page asked another
+host for anything. Checked: the site root lands on the overview page, which
+lists every scenario and configuration of the data with its plots, also without
+JavaScript; asv's summary grid lists every benchmark and draws them; a graph
+page shows every configuration by default with a point per commit; the
+regressions page opens at ``index.html#regressions``.
 
-- the summary page lists every benchmark of ``index.json``, and
-- a benchmark's graph page draws a flot plot with one series per configuration
-  (``sequential``, ``thread_pool``, ``process_pool``, ``async``) and a point per commit.
-
-Screenshots go to ``test-artifacts/site-summary.png`` and ``test-artifacts/site-graph.png``
-under the repository root, or under ``$STARDAG_TEST_ARTIFACTS`` when set.
-
-Which site: by default the module builds its own, a throwaway git repository with two commits
-of a tiny asv project (one parametrised ``time_`` and one ``track_`` benchmark), run through
-``asv run`` and ``asv publish`` with the current interpreter (about 5 s), so the check does
-not depend on how the real suite's site is made. Set ``STARDAG_SITE_DIR`` to an existing
-published ``html/`` (for instance the real suite's) to check that one instead; its graph
-check then uses the first ``time_`` benchmark with a ``configuration`` parameter, and
-expects the points its published graph file holds.
-
-Without Chromium the tests skip locally, and fail when ``CI=true``.
+Screenshots go to ``test-artifacts/`` under the repository root, or
+``$STARDAG_TEST_ARTIFACTS``. ``STARDAG_SITE_DIR`` checks another published
+``html/`` (the nightly's deployed site, say) instead. Without Chromium the tests
+skip locally, and fail when ``CI=true``.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import os
 import re
+import sys
 import time
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
@@ -38,6 +33,10 @@ import pytest
 import site_support
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT / "tools"))
+
+from _site import pages, vendor  # noqa: E402
+
 LOAD_TIMEOUT_S = 20
 
 
@@ -61,29 +60,25 @@ def browser_paths() -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> dict:
-    """The site under test: its html dir and, for the built one, what it must show."""
+def html_dir(request) -> Path:
     given = os.environ.get("STARDAG_SITE_DIR")
     if given:
-        html_dir = Path(given)
-        if not (html_dir / "index.json").is_file():
-            pytest.fail(
-                f"STARDAG_SITE_DIR={given!r} has no index.json; "
-                "point it at the html/ directory written by 'asv publish'"
-            )
-        return {"html_dir": html_dir, "demo": None}
-    demo = site_support.build_demo_site(tmp_path_factory.mktemp("asv-site"))
-    return {"html_dir": demo.html_dir, "demo": demo}
+        if not (Path(given) / "index.json").is_file():
+            pytest.fail(f"STARDAG_SITE_DIR={given!r} has no index.json; point it at a published html/")
+        return Path(given)
+    site = request.getfixturevalue("asv_site")
+    assert site.publish.returncode == 0, site.publish.stdout[-3000:] + site.publish.stderr[-3000:]
+    return site.html_dir
 
 
 @pytest.fixture(scope="module")
-def index(site) -> dict:
-    return json.loads((site["html_dir"] / "index.json").read_text())
+def index(html_dir) -> dict:
+    return json.loads((html_dir / "index.json").read_text())
 
 
 @pytest.fixture(scope="module")
-def served(site):
-    with site_support.serve_site(site["html_dir"]) as served:
+def served(html_dir):
+    with site_support.serve_site(html_dir) as served:
         yield served
 
 
@@ -91,6 +86,18 @@ def served(site):
 def driver(browser_paths):
     with site_support.start_chromium(*browser_paths) as driver:
         yield driver
+
+
+@pytest.fixture
+def page(driver, served):
+    """The browser; after the test, nothing may have been asked of another host or gone wrong."""
+    site_support.requests_made(driver)  # forget earlier tests' requests
+    yield driver
+    asked = site_support.requests_made(driver)
+    assert asked, "the test made no request: the check below would prove nothing"
+    assert site_support.other_hosts(asked, served.url) == []
+    assert site_support.browser_errors(driver) == []
+    assert served.failed_requests == []
 
 
 @pytest.fixture(scope="module")
@@ -116,9 +123,126 @@ def wait_for(driver, served, script: str, what: str, *args):
         time.sleep(0.1)
 
 
+def full_page_screenshot(driver, path: Path) -> None:
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1280, min(max(height, 900), 6000))
+    driver.save_screenshot(str(path))
+    driver.set_window_size(1280, 900)
+
+
+def configurations(index: dict) -> list[str]:
+    seen: dict[str, None] = {}
+    for bm in index["benchmarks"].values():
+        if "configuration" in bm["param_names"]:
+            seen.update(dict.fromkeys(v.strip("'") for v in bm["params"][bm["param_names"].index("configuration")]))
+    return list(seen)
+
+
+def scenarios(index: dict) -> list[str]:
+    return sorted({v.strip("'") for bm in index["benchmarks"].values() if "scenario" in bm["param_names"]
+                   for v in bm["params"][bm["param_names"].index("scenario")]})
+
+
+# --------------------------------------------------------------------------------------
+# the files
+
+
+def test_every_page_loads_only_files_of_the_site(html_dir):
+    for path in html_dir.glob("*.html"):
+        text = path.read_text(encoding="utf-8")
+        assert pages.external_assets(text) == [], path.name
+        for src in re.findall(r"<(?:script|link|img)\b[^>]*?\b(?:src|href)=\"([^\"#?]+)\"", text):
+            if not src.startswith(("http:", "https:", "mailto:")) and "." in src.rsplit("/", 1)[-1]:
+                assert (html_dir / unquote(src)).is_file(), f"{path.name} refers to missing {src}"
+    css = html_dir / vendor.PACKAGES["bootstrap"].site_path / "dist/css/bootstrap.min.css"
+    for font in set(re.findall(r"url\((\.\./fonts/[^?#)]+)", css.read_text())):
+        assert (css.parent / font).resolve().is_file(), font
+
+
+def test_each_library_keeps_its_licence_beside_it(html_dir):
+    for package in vendor.PACKAGES.values():
+        folder = html_dir / package.site_path
+        assert json.loads((folder / "package.json").read_text())["version"] == package.version
+        licence = json.loads((folder / "package.json").read_text()).get("license")
+        assert licence or package.licences, package.label
+        for name in package.licences:
+            assert "permission" in (folder / name).read_text().lower(), (package.label, name)
+
+
+# --------------------------------------------------------------------------------------
+# the overview page
+
+
+def test_site_root_lands_on_the_overview(page, served):
+    page.get(served.url)
+    wait_for(page, served, "return location.pathname.endsWith('/overview.html')", "the overview page")
+
+
+def test_overview_shows_every_scenario_and_configuration_of_the_data(page, served, index, html_dir, artifacts):
+    page.get(served.url + "overview.html")
+    matrix = page.execute_script(
+        "const t = document.querySelector('table');"
+        "return {head: Array.from(t.rows[0].cells, c => c.innerText.trim()),"
+        "        rows: Array.from(t.rows).slice(1).map(r => Array.from(r.cells, c => c.innerText.trim()))};")
+    assert matrix["head"] == ["scenario", *configurations(index), "winner"]
+    assert sorted(r[0] for r in matrix["rows"]) == scenarios(index)
+    for row in matrix["rows"]:
+        winner = row[-1].split()[0]
+        assert winner in configurations(index), row
+        assert all(re.search(r"\d+(\.\d+)? (s|ms)", cell) for cell in row[1:-1]), row
+    claims = page.execute_script(
+        "return Array.from(document.querySelectorAll('table')[1].rows).slice(1)"
+        ".map(r => r.cells[r.cells.length - 1].innerText.trim());")
+    assert len(claims) == 5 and set(claims) <= {"agrees", "differs", "partly", "not measured"}, claims
+    images = page.execute_script(
+        "return Array.from(document.images, i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0]);")
+    assert len(images) >= len(scenarios(index)), images
+    assert all(ok for _, ok in images), images
+    links = page.execute_script("return Array.from(document.links, a => a.getAttribute('href'));")
+    assert "index.html#regressions" in links
+    assert any(link.startswith("index.html#bench_build.") for link in links)
+    full_page_screenshot(page, artifacts / "site-overview.png")
+
+
+def test_overview_reads_without_javascript(browser_paths, served, index):
+    with site_support.start_chromium(*browser_paths, javascript=False) as driver:
+        driver.get(served.url)  # index.html: <noscript> sends the reader on
+        deadline = time.monotonic() + LOAD_TIMEOUT_S
+        while not driver.current_url.endswith("overview.html") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert driver.current_url.endswith("overview.html")
+        headers = [th.text for th in driver.find_elements("css selector", "table th")]
+        assert set(configurations(index)) <= set(headers)
+        images = driver.find_elements("tag name", "img")
+        assert images and all(i.get_property("naturalWidth") > 0 for i in images)
+        assert site_support.other_hosts(site_support.requests_made(driver), served.url) == []
+
+
+# --------------------------------------------------------------------------------------
+# asv's pages
+
+
+def test_summary_grid_lists_and_draws_every_benchmark(page, served, index, artifacts):
+    names = sorted(index["benchmarks"])
+    page.get(served.url + "index.html#/")
+    wait_for(page, served,
+             "return document.querySelectorAll('#summarygrid-display a.benchmark-container').length",
+             "the summary grid of benchmarks")
+    listed = page.execute_script(
+        "return Array.from(document.querySelectorAll('#summarygrid-display a.benchmark-container'),"
+        " a => decodeURIComponent(a.getAttribute('href')));")
+    assert sorted(listed) == ["#" + name for name in names]
+    assert page.execute_script("return !!document.querySelector('#nav-li-overview a[href=\"overview.html\"]')")
+    first_row = min(len(names), 3)
+    wait_for(page, served,
+             "return document.querySelectorAll('#summarygrid-display .benchmark-plot canvas.flot-base')"
+             ".length >= arguments[0]", f"{first_row} summary thumbnails", first_row)
+    page.save_screenshot(str(artifacts / "site-summary.png"))
+
+
 # JavaScript: count the pixels of a canvas close to each given "rgb(r,g,b)"/"#rrggbb" color.
 _COUNT_COLORED_PIXELS = """
-const [canvas, colors] = arguments;
+const canvas = arguments[0], colors = arguments[1];
 function rgb(c) {
     const d = document.createElement('div'); d.style.color = c; document.body.appendChild(d);
     const m = getComputedStyle(d).color.match(/\\d+/g).map(Number); d.remove(); return m;
@@ -136,135 +260,58 @@ return counts;
 """
 
 
-def test_every_cdn_asset_of_index_html_has_a_local_copy(site):
-    html = (site["html_dir"] / "index.html").read_text(encoding="utf-8")
-    assert site_support.external_assets(html), "expected asv's index.html to load CDN assets"
-    localized = site_support.localize_cdn_assets(html)
-    assert site_support.external_assets(localized) == []
-    for copy in site_support.CDN_COPIES.values():
-        assert (site_support.VENDOR_DIR / copy).is_file(), copy
-
-
-def test_summary_page_lists_every_benchmark(driver, served, site, index, artifacts):
-    names = sorted(index["benchmarks"])
-    if site["demo"] is not None:
-        assert names == sorted(site["demo"].benchmarks)
-    driver.get(served.url + "index.html")
-    wait_for(
-        driver,
-        served,
-        "return document.querySelectorAll('#summarygrid-display a.benchmark-container').length",
-        "the summary grid of benchmarks",
-    )
-    listed = driver.execute_script(
-        "return Array.from(document.querySelectorAll('#summarygrid-display a.benchmark-container'),"
-        " a => [decodeURIComponent(a.getAttribute('href')), a.innerText.trim()]);"
-    )
-    assert sorted(href for href, _ in listed) == ["#" + name for name in names]
-    for href, text in listed:
-        short_name = href[1:].split(".", 1)[1]
-        assert short_name in text, f"summary entry {href!r} shows {text!r}"
-    # Thumbnails are drawn lazily as they scroll into view: those of the first row must be.
-    first_row = min(len(names), 3)
-    wait_for(
-        driver,
-        served,
-        "return document.querySelectorAll('#summarygrid-display .benchmark-plot canvas.flot-base')"
-        ".length >= arguments[0]",
-        f"{first_row} summary thumbnails",
-        first_row,
-    )
-    driver.save_screenshot(str(artifacts / "site-summary.png"))
-    assert site_support.browser_errors(driver) == []
-    assert served.failed_requests == []
-
-
-def graph_benchmark(index: dict) -> str:
-    candidates = sorted(
-        name
-        for name, bm in index["benchmarks"].items()
-        if bm["type"] == "time" and "configuration" in bm.get("param_names", [])
-    )
-    if not candidates:
-        pytest.fail("the site has no time_ benchmark with a 'configuration' parameter to plot")
-    return candidates[0]
-
-
-def graph_url(served, index: dict, name: str) -> str:
-    """The graph page of *name*: the first machine/environment, every configuration."""
+def test_graph_shows_every_configuration_by_default(page, served, index, html_dir, artifacts):
+    """The IO family's time graph opened as asv's grid links it: every configuration of every scenario."""
+    name = next(n for n, bm in sorted(index["benchmarks"].items())
+                if bm["type"] == "time" and bm["param_names"] == ["scenario", "configuration"]
+                and len(bm["params"][0]) > 1)
     bm = index["benchmarks"][name]
-    state = index["graph_param_list"][0]
-    parts = [
-        f"{quote(key)}={quote('[none]' if value is None else str(value))}"
-        for key, value in state.items()
-        if len(index["params"].get(key, [])) > 1
-    ]
-    for param_name, values in zip(bm["param_names"], bm["params"]):
-        chosen = values if param_name == "configuration" else values[:1]
-        parts += [f"p-{quote(param_name)}={quote(value)}" for value in chosen]
-    return f"{served.url}index.html#{quote(name)}?{'&'.join(parts)}"
-
-
-def expected_points(raw: list, bm: dict, revision_to_hash: dict) -> dict[str, set[str]]:
-    """Configuration -> commits with a value in a published graph file, others at their first value."""
-    sizes = [len(values) for values in bm["params"]]
-    at = bm["param_names"].index("configuration")
-    expected = {}
-    for flat, combo in enumerate(itertools.product(*map(range, sizes))):
-        if any(i != 0 for k, i in enumerate(combo) if k != at):
-            continue
-        config = bm["params"][at][combo[at]].strip("'")
-        expected[config] = {
-            revision_to_hash[str(revision)]
-            for revision, values in raw
-            if values is not None and values[flat] is not None
-        }
-    return expected
-
-
-def test_graph_page_plots_each_configuration_at_each_commit(driver, served, site, index, artifacts):
-    name = graph_benchmark(index)
-    bm = index["benchmarks"][name]
-    driver.get(graph_url(served, index, name))
-    wait_for(
-        driver,
-        served,
-        "const p = window.jQuery && jQuery('#main-graph').data('plot');"
-        "return !!p && p.getData().length === arguments[0];",
-        f"the plot of {name!r} with {len(bm['params'][bm['param_names'].index('configuration')])} series",
-        len(bm["params"][bm["param_names"].index("configuration")]),
-    )
-    series = driver.execute_script(
+    n_series = len(bm["params"][0]) * len(bm["params"][1])
+    page.get(f"{served.url}index.html#{quote(name)}")
+    wait_for(page, served,
+             "const p = window.jQuery && jQuery('#main-graph').data('plot');"
+             "return !!p && p.getData().length === arguments[0];",
+             f"the plot of {name!r} with {n_series} series", n_series)
+    series = page.execute_script(
         "return jQuery('#main-graph').data('plot').getData().map("
-        "  s => ({label: s.label, color: s.color, points: s.data.map(p => [p[0], p[1]])}));"
-    )
+        "  s => ({label: s.label, color: s.color, points: s.data.map(p => [p[0], p[1]])}));")
+    scenario_values = [v.strip("'") for v in bm["params"][0]]
+    config_values = [v.strip("'") for v in bm["params"][1]]
+    shown = [tuple(re.search(rf"{key}-([^;]+)", s["label"]).group(1) for key in ("scenario", "configuration"))
+             for s in series]
+    assert sorted(shown) == sorted((s, c) for s in scenario_values for c in config_values)
 
-    graph_file = driver.execute_script(
-        "return $.asv.graph_to_path(arguments[0], arguments[1]);", name, index["graph_param_list"][0]
-    )
-    raw = json.loads((site["html_dir"] / unquote(urlsplit(graph_file).path)).read_text())
-    expected = expected_points(raw, bm, index["revision_to_hash"])
-    if site["demo"] is not None:
-        commits = set(site["demo"].commits)
-        assert expected == {config: commits for config in site_support.CONFIGURATIONS}
+    # each series has a point at each commit the published graph file has a value for
+    graph_file = page.execute_script(
+        "return $.asv.graph_to_path(arguments[0], arguments[1]);", name, index["graph_param_list"][0])
+    raw = json.loads((html_dir / unquote(urlsplit(graph_file).path)).read_text())
+    for (scenario, config), s in zip(shown, series):
+        k = scenario_values.index(scenario) * len(config_values) + config_values.index(config)
+        expected = {str(revision) for revision, values in raw if values is not None
+                    and values[k] is not None and not (isinstance(values[k], float) and math.isnan(values[k]))}
+        plotted = {str(x) for x, y in s["points"] if isinstance(y, (int, float)) and math.isfinite(y) and y > 0}
+        assert plotted == expected and len(plotted) >= 2, s["label"]
 
-    plotted = {}
-    for s in series:
-        match = re.search(r"configuration-([^;]+)", s["label"])
-        assert match, f"series label {s['label']!r} names no configuration"
-        plotted[match.group(1)] = {
-            index["revision_to_hash"][str(x)]
-            for x, y in s["points"]
-            if isinstance(y, (int, float)) and math.isfinite(y) and y > 0
-        }
-    assert plotted == expected
-
-    canvas = driver.find_element("css selector", "#main-graph canvas.flot-base")
+    canvas = page.find_element("css selector", "#main-graph canvas.flot-base")
     assert canvas.size["width"] > 300 and canvas.size["height"] > 200, canvas.size
-    colored = driver.execute_script(_COUNT_COLORED_PIXELS, canvas, [s["color"] for s in series])
-    drawn = {s["label"]: n for s, n in zip(series, colored)}
-    assert all(n > 20 for n in drawn.values()), f"pixels drawn per series: {drawn}"
+    colored = page.execute_script(_COUNT_COLORED_PIXELS, canvas, [s["color"] for s in series])
+    assert all(n > 20 for n in colored), dict(zip((s["label"] for s in series), colored))
+    page.save_screenshot(str(artifacts / "site-graph.png"))
 
-    driver.save_screenshot(str(artifacts / "site-graph.png"))
-    assert site_support.browser_errors(driver) == []
-    assert served.failed_requests == []
+
+def test_regressions_page_opens_at_its_link(page, served):
+    page.get(served.url + "index.html#regressions")
+    wait_for(page, served, "return window.jQuery && jQuery('#regressions-display').is(':visible')"
+             " && jQuery('#nav-li-regressions').hasClass('active')", "the regressions page")
+
+
+def test_the_offline_check_catches_a_request_to_another_host(driver, tmp_path):
+    """The guard of every test above can fail: a page asking a CDN is caught, and gets nothing."""
+    cdn = "https://cdn.jsdelivr.net/npm/jquery@3.3.1/dist/jquery.min.js"
+    (tmp_path / "probe.html").write_text(f'<script src="{cdn}"></script><p>probe</p>')
+    with site_support.serve_site(tmp_path) as probe:
+        site_support.requests_made(driver)
+        driver.get(probe.url + "probe.html")
+        assert site_support.other_hosts(site_support.requests_made(driver), probe.url) == [cdn]
+        assert driver.execute_script("return typeof window.jQuery") == "undefined"
+        site_support.browser_errors(driver)  # the failed load: expected here
