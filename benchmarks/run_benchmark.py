@@ -54,7 +54,8 @@ def run_scenarios(names: list[str]) -> list[dict]:
             rows.append({"scenario": name, "configuration": config.name, "n_tasks": dag.n_tasks,
                          "seconds": runs, "median_s": median, "ideal_s": ideal,
                          "efficiency": ideal / median})
-            print(f"  {name:<11} {config.name:<13} {median:8.3f} s   ideal {ideal:7.3f} s",
+            print(f"  {name:<11} {config.name:<13} {median:8.3f} s   ideal {ideal:7.3f} s   "
+                  f"efficiency {ideal / median:.2f}",
                   flush=True)
     return rows
 
@@ -83,36 +84,70 @@ def run_light() -> list[dict]:
                          "overhead_us": (best - floor) / n_tasks * 1e6,
                          "floor_us": floor / n_tasks * 1e6})
             print(f"  {shape:<6} {n_tasks:>6} {storage:<6} {config.name:<13} "
-                  f"overhead {rows[-1]['overhead_us']:7.1f} us/task   floor {rows[-1]['floor_us']:6.1f}",
+                  f"overhead {rows[-1]['overhead_us']:7.1f} µs/task   floor {rows[-1]['floor_us']:6.1f} µs",
                   flush=True)
     return rows
 
 
+def aligned(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table whose columns line up: the first left-aligned, the others right."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                                 for i, (c, w) in enumerate(zip(cells, widths))) + " |"
+
+    rule = "|" + "|".join(("-" * (w + 1)) + (":" if i else "-") for i, w in enumerate(widths)) + "|"
+    return "\n".join([line(header), rule, *map(line, rows)])
+
+
 def format_table(rows: list[dict]) -> str:
     names = configuration.NAMES
-    head = f"| {'scenario':<11} | tasks | " + " | ".join(f"{n:>20}" for n in names) + " |"
-    lines = [head, "|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|"]
+    lines = []
     for scenario in dict.fromkeys(r["scenario"] for r in rows):
         cells = {r["configuration"]: r for r in rows if r["scenario"] == scenario}
         n_tasks = next(iter(cells.values()))["n_tasks"]
-        text = [f"{cells[n]['median_s']:7.2f} (ideal {cells[n]['ideal_s']:5.2f})" if n in cells
-                else "" for n in names]
-        lines.append(f"| {scenario:<11} | {n_tasks:>5} | " + " | ".join(f"{t:>20}" for t in text) + " |")
-    return "\n".join(lines)
+        lines.append([scenario, str(n_tasks)] + [
+            f"{cells[n]['median_s']:.2f} s (ideal {cells[n]['ideal_s']:.2f})" if n in cells else "n/a"
+            for n in names])
+    return aligned(["scenario", "tasks", *names], lines)
 
 
 def format_light(rows: list[dict]) -> str:
     names = configuration.NAMES
-    head = f"| {'light DAG':<22} | {'floor':>6} | " + " | ".join(f"{n:>12}" for n in names) + " |"
-    lines = [head, "|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|"]
-    keys = dict.fromkeys((r["shape"], r["n_tasks"], r["storage"]) for r in rows)
-    for key in keys:
+    lines = []
+    for key in dict.fromkeys((r["shape"], r["n_tasks"], r["storage"]) for r in rows):
         cells = {r["configuration"]: r for r in rows if (r["shape"], r["n_tasks"], r["storage"]) == key}
         floor = next(iter(cells.values()))["floor_us"]
-        text = [f"{cells[n]['overhead_us']:9.1f}" if n in cells else "n/a" for n in names]
-        label = f"{key[0]} {key[1]} {key[2]}"
-        lines.append(f"| {label:<22} | {floor:6.1f} | " + " | ".join(f"{t:>12}" for t in text) + " |")
-    return "\n".join(lines)
+        lines.append([f"{key[0]} {key[1]} {key[2]}", f"{floor:.1f}"]
+                     + [f"{cells[n]['overhead_us']:.1f}" if n in cells else "n/a" for n in names])
+    return aligned(["light DAG", "floor", *names], lines)
+
+
+def light_skips() -> str:
+    """Why a light-DAG cell is n/a: the cases `run_light` leaves out, as the asv suite does."""
+    remote = [c.name for c in configuration.CONFIGURATIONS.values() if not c.in_process]
+    caps = [f"{c.name} stops at {c.max_light_tasks:,} tasks" + (
+        f" ({c.max_light_chain:,} in a chain)" if c.max_light_chain else "")
+        for c in configuration.CONFIGURATIONS.values() if c.max_light_tasks]
+    return (f"n/a: not run; {' and '.join(remote)} cannot use in-memory targets (tasks run in "
+            f"other processes); budget: {'; '.join(caps)}")
+
+
+def _n_tasks(scenario) -> str:
+    try:
+        return f" ({scenario.make_dag(False).n_tasks} tasks)"
+    except Exception:  # the library is missing: the help still lists the scenarios
+        return ""
+
+
+def epilog() -> str:
+    scenarios = "\n".join(f"  {name:<11} {s.workload} work on the {s.shape} DAG{_n_tasks(s)}"
+                          for name, s in SCENARIOS.items())
+    configs = "\n".join(f"  {name}" for name in configuration.NAMES)
+    return (f"scenarios (--only):\n{scenarios}\n\nconfigurations (each scenario runs under every "
+            f"one):\n{configs}\n\nwithout --only, the light-task overhead cases run too: "
+            + ", ".join(f"{shape} {n:,} {storage}" for shape, n, storage in LIGHT_CASES))
 
 
 def _commit() -> str:
@@ -122,7 +157,8 @@ def _commit() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=epilog(),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", default="results.json", help="where to save the results")
     parser.add_argument("--only", default="", help="comma-separated scenarios (default: all)")
     args = parser.parse_args(argv)
@@ -150,10 +186,11 @@ def main(argv: list[str] | None = None) -> int:
           "configuration's workers and cores)")
     print(format_table(rows))
     if light:
-        print("\nLight tasks: build overhead in us per task (build time minus floor); "
+        print("\nLight tasks: build overhead in µs per task (build time minus floor); "
               "floor = run() + one write per task, no scheduler")
         print(format_light(light))
-    print(f"\ntotal {total:.0f} s")
+        print(light_skips())
+    print(f"\ntotal {total:.0f} s on {configuration.n_cores()} cores")
 
     result = {"python": platform.python_version(), "cores": configuration.n_cores(),
               "workers": configuration.WORKERS, "commit": _commit(),

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -29,41 +31,71 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
 
 import interpreter  # noqa: E402
+import progress  # noqa: E402
 
 
 class BenchError(Exception):
     """A problem the user can fix; printed without a traceback."""
 
 
-def configured_pythons() -> list[str]:
-    """The "pythons" list of asv.conf.json (which allows // comment lines)."""
+def asv_conf() -> dict:
+    """asv.conf.json (which allows // comment lines)."""
     text = (REPO / "asv.conf.json").read_text()
     text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("//"))
-    return list(json.loads(text)["pythons"])
+    return json.loads(text)
 
 
-def _asv_available() -> bool:
+def configured_pythons() -> list[str]:
+    """The "pythons" list of asv.conf.json."""
+    return list(asv_conf()["pythons"])
+
+
+def results_dir() -> Path:
+    return REPO / asv_conf().get("results_dir", "results")
+
+
+def html_dir(args: list[str] = ()) -> Path:
+    """Where ``asv publish ARGS`` writes the site: ``--html-dir`` or asv.conf.json's html_dir."""
+    for i, arg in enumerate(args):
+        if arg.startswith("--html-dir="):
+            return REPO / arg.split("=", 1)[1]
+        if arg == "--html-dir" and i + 1 < len(args):
+            return REPO / args[i + 1]
+    return REPO / asv_conf().get("html_dir", "html")
+
+
+def machine_name() -> str:
+    """The machine asv files results under: this host's name, as ``asv machine`` records it."""
+    return platform.uname().node
+
+
+def _importable(*modules: str) -> bool:
     probe = subprocess.run(
-        [sys.executable, "-c", "import asv, virtualenv"],
+        [sys.executable, "-c", "import " + ", ".join(modules)],
         capture_output=True, stdin=subprocess.DEVNULL,
     )
     return probe.returncode == 0
 
 
 def ensure_asv() -> None:
-    """Install asv and virtualenv into this interpreter when they are missing."""
-    if _asv_available():
-        return
-    print(f"bench: installing asv and virtualenv into {sys.executable} (pip)", flush=True)
-    rc = subprocess.call(
-        [sys.executable, "-m", "pip", "install", "asv>=0.6.4", "virtualenv"],
-        stdin=subprocess.DEVNULL,
-    )
-    if rc != 0 or not _asv_available():
-        raise BenchError(
-            "could not install asv and virtualenv; "
-            f"run `{sys.executable} -m pip install asv virtualenv` and retry"
+    """Install asv and virtualenv (and matplotlib, for the site's plots) when they are missing."""
+    if not _importable("asv", "virtualenv"):
+        print(f"bench: installing asv, virtualenv and matplotlib into {sys.executable} (pip)", flush=True)
+        rc = subprocess.call(
+            [sys.executable, "-m", "pip", "install", "asv>=0.6.4", "virtualenv", "matplotlib"],
+            stdin=subprocess.DEVNULL,
         )
+        if rc != 0 or not _importable("asv", "virtualenv"):
+            raise BenchError(
+                "could not install asv and virtualenv; "
+                f"run `{sys.executable} -m pip install asv virtualenv` and retry"
+            )
+    elif not _importable("matplotlib"):
+        print(f"bench: installing matplotlib into {sys.executable} for the site's plots (pip)", flush=True)
+        if subprocess.call([sys.executable, "-m", "pip", "install", "-q", "matplotlib"],
+                           stdin=subprocess.DEVNULL) != 0:
+            print("bench: warning: matplotlib did not install: the overview page will have its "
+                  "tables but no plots", flush=True)
 
 
 def find_pythons(versions: list[str]) -> dict[str, interpreter.Interpreter]:
@@ -98,16 +130,90 @@ def target_root_note() -> str:
     return describe_target_root()
 
 
-def asv(args: list[str], found: dict[str, interpreter.Interpreter]) -> int:
-    """Run ``asv ARGS`` from the repo root with the found interpreters first on PATH."""
+def asv(args: list[str], found: dict[str, interpreter.Interpreter],
+        console: progress.AsvConsole | None = None) -> int:
+    """Run ``asv ARGS`` from the repo root with the found interpreters first on PATH.
+
+    With a ``console``, asv's output goes through it (progress, units, n/a).
+    """
     link_dir = interpreter.link_dir(found)
     try:
         cmd = [sys.executable, "-m", "asv", *args]
         print("bench: $ asv " + " ".join(args), flush=True)
         env = dict(os.environ, PATH=link_dir + os.pathsep + os.environ.get("PATH", ""))
-        return subprocess.call(cmd, cwd=REPO, env=env, stdin=subprocess.DEVNULL)
+        if console is None:
+            return subprocess.call(cmd, cwd=REPO, env=env, stdin=subprocess.DEVNULL)
+        return _talking(cmd, env, console)
     finally:
         shutil.rmtree(link_dir, ignore_errors=True)
+
+
+def _talking(cmd: list[str], env: dict[str, str], console: progress.AsvConsole) -> int:
+    env = dict(env, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def read() -> None:
+        while chunk := os.read(proc.stdout.fileno(), 65536):
+            console.feed(chunk)
+
+    reader = threading.Thread(target=read, name="asv-output", daemon=True)
+    reader.start()
+    try:
+        while proc.poll() is None:
+            time.sleep(1)
+            console.tick()
+    finally:
+        # On Ctrl-C asv gets the signal too (same process group): let it stop, keep its output.
+        while True:
+            try:
+                proc.wait()
+                break
+            except KeyboardInterrupt:
+                continue
+        reader.join(timeout=10)
+        console.close()
+        proc.stdout.close()
+    return proc.returncode
+
+
+def na_explanation() -> str:
+    """Why a benchmark shows n/a (asv: skipped), from the suite's own limits."""
+    sys.path.insert(0, str(REPO))
+    try:
+        from benchmarks import bench_scaling, common, configuration
+    except Exception:  # an old checkout: say it in general
+        return "the commit or the configuration cannot run that case"
+    finally:
+        sys.path.remove(str(REPO))
+    remote = [c.name for c in configuration.CONFIGURATIONS.values() if not c.in_process]
+    caps = [f"{c.name} beyond {c.max_light_tasks:,} light tasks"
+            + (f" or chains of {c.max_light_chain:,}" if c.max_light_chain else "")
+            for c in configuration.CONFIGURATIONS.values() if c.max_light_tasks]
+    text = ("commits before the library (or before a configuration) skip every case; "
+            f"{' and '.join(remote)} cannot use in-memory targets (tasks run in other processes); "
+            f"budget caps: {', '.join(caps)}, file targets beyond {bench_scaling.MAX_FILE_TASKS:,} tasks")
+    if common.SMOKE:
+        text += f"; smoke run: DAGs over {common.SMOKE_MAX_TASKS} tasks"
+    return text
+
+
+def publish(found: dict[str, interpreter.Interpreter], args: list[str] = ()) -> int:
+    """``asv publish ARGS``, then make the site self-contained and add its overview page."""
+    rc = asv(["publish", *args], found)
+    if rc != 0:
+        return rc
+    import _site
+
+    site = html_dir(args)
+    report = _site.finish_site(site, results_dir())
+    for line in report.lines:
+        print(f"bench: {line}", flush=True)
+    for problem in report.problems:
+        print(f"bench: warning: {problem}", flush=True)
+    print(f"bench: site written to {site} (landing page overview.html; "
+          "view: `python tools/bench.py asv preview`)", flush=True)
+    return 0
 
 
 def ensure_machine() -> None:
@@ -152,24 +258,44 @@ def _python_args(args: list[str]) -> list[str]:
     return named
 
 
-def run_job(versions: list[str], run_args: list[str], publish: bool) -> int:
+def new_results(since: float) -> list[Path]:
+    """Result files of this machine written since ``since`` (a time.time())."""
+    folder = results_dir() / machine_name()
+    return sorted(p for p in folder.glob("*.json")
+                  if p.name != "machine.json" and p.stat().st_mtime >= since)
+
+
+def run_asv(args: list[str], found: dict[str, interpreter.Interpreter]) -> int:
+    """``asv run ARGS`` with a console that talks; then where the results went."""
+    machine = machine_name()
+    print(f"bench: machine {machine!r} (asv's description in ~/.asv-machine.json)", flush=True)
+    start, wall = time.monotonic(), time.time()
+    console = progress.AsvConsole(results_dir(), machine, na_explanation())
+    rc = asv(["run", *args], found, console)
+    print(f"bench: asv run took {progress.duration(time.monotonic() - start)}", flush=True)
+    written = new_results(wall)
+    if written:
+        print(f"bench: results of machine {machine!r} in {written[0].parent}:", flush=True)
+        for path in written:
+            print(f"  {path.name}", flush=True)
+    elif "--dry-run" not in args:
+        print(f"bench: no result saved under {results_dir() / machine}", flush=True)
+    if rc != 0:
+        print(f"bench: asv run exited with {rc}: a benchmark failed or asv refused the "
+              "arguments (see above)", flush=True)
+    return rc
+
+
+def run_job(versions: list[str], run_args: list[str], publish_site: bool) -> int:
     """asv run on ``versions`` (already discovered), then optionally asv publish."""
     ensure_asv()
     found = find_pythons(versions)
     print("bench: " + target_root_note(), flush=True)
     ensure_machine()
     py_args = [f"--python={v}" for v in versions if v in found]
-    start = time.monotonic()
-    rc = asv(["run", *py_args, *run_args], found)
-    print(f"bench: asv run took {time.monotonic() - start:.0f} s", flush=True)
-    if rc != 0:
-        print(f"bench: asv run exited with {rc}: a benchmark failed or asv refused the "
-              "arguments (see above)", flush=True)
-    if publish:
-        if asv(["publish"], found) != 0:
-            raise BenchError("asv publish failed")
-        print(f"bench: site written to {REPO / 'html'} "
-              "(view: `python tools/bench.py asv preview`)")
+    rc = run_asv([*py_args, *run_args], found)
+    if publish_site and publish(found) != 0:
+        raise BenchError("asv publish failed")
     return rc
 
 
@@ -183,15 +309,15 @@ def main(argv: list[str]) -> int:
         found = find_pythons(versions)
         return 0 if len(found) == len(versions) else 3
     if command == "default":
-        return run_job([current_version(versions)], [head_range()], publish=True)
+        return run_job([current_version(versions)], [head_range()], publish_site=True)
     if command == "quick":
         # A check that every benchmark runs under every configuration, in seconds:
         # smoke workloads (benchmarks/common.py), each once, nothing saved.
         os.environ["STARDAG_BENCH_SMOKE"] = "1"
         return run_job([current_version(versions)], ["--quick", "--dry-run", head_range(), *rest],
-                       publish=False)
+                       publish_site=False)
     if command == "sweep":
-        return run_job(versions, [head_range(), *rest], publish=True)
+        return run_job(versions, [head_range(), *rest], publish_site=True)
     if command == "run":
         # X.Y versions are looked up; anything else (existing:same, a path) goes to asv as is.
         py = _python_args(rest)
@@ -204,15 +330,17 @@ def main(argv: list[str]) -> int:
             ensure_asv()
             print("bench: " + target_root_note(), flush=True)
             ensure_machine()
-            return asv(["run", *rest], found)
+            return run_asv(rest, found)
         if py:
             ensure_asv()
             ensure_machine()
-            return asv(["run", *rest], {})
-        return run_job(versions, rest, publish=False)
+            return run_asv(rest, {})
+        return run_job(versions, rest, publish_site=False)
     if command == "asv":
         ensure_asv()
         found = interpreter.discover(versions)
+        if rest[:1] == ["publish"]:
+            return publish(found, rest[1:])
         return asv(rest, found)
     raise BenchError(f"unknown command {command!r}; see `python tools/bench.py --help`")
 
