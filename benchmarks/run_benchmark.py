@@ -141,13 +141,19 @@ def _n_tasks(scenario) -> str:
         return ""
 
 
+def _only(scenario) -> str:
+    names = getattr(scenario, "configurations", None)
+    return f"; {', '.join(names)} only" if names and list(names) != configuration.NAMES else ""
+
+
 def epilog() -> str:
-    scenarios = "\n".join(f"  {name:<11} {s.workload} work on the {s.shape} DAG{_n_tasks(s)}"
+    width = max(map(len, SCENARIOS))
+    scenarios = "\n".join(f"  {name:<{width}}  {s.workload} work on the {s.shape} DAG{_n_tasks(s)}{_only(s)}"
                           for name, s in SCENARIOS.items())
     configs = "\n".join(f"  {name}" for name in configuration.NAMES)
-    return (f"scenarios (--only):\n{scenarios}\n\nconfigurations (each scenario runs under every "
-            f"one):\n{configs}\n\nwithout --only, the light-task overhead cases run too: "
-            + ", ".join(f"{shape} {n:,} {storage}" for shape, n, storage in LIGHT_CASES))
+    return (f"scenarios (--only):\n{scenarios}\n\nconfigurations (every scenario runs under each, "
+            f"unless it says otherwise):\n{configs}\n\nwithout --only, the light-task overhead "
+            "cases run too: " + ", ".join(f"{shape} {n:,} {storage}" for shape, n, storage in LIGHT_CASES))
 
 
 def _commit() -> str:

@@ -150,11 +150,11 @@ class _Page:
 
         for claim, checks in section.claims:
             said = verdict(checks)
-            if claim.evidence:
+            if claim.use_case:
                 data = "<br>".join(_e(c.describe()) for c in checks) or "no measurement in these results"
             else:
                 data = "not a speed claim: no benchmark measures it"
-            self.add(f"<tr><td class='text'>{_e(claim.use_case)}</td>"
+            self.add(f"<tr><td class='text'>{_e(claim.label)}</td>"
                      f"<td class='text'>{_e(' or '.join(claim.recommended))}</td>"
                      f"<td class='text small'>{data}</td>"
                      f"<td class='text {said.split()[0]}'>{_e(said)}</td></tr>")

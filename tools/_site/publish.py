@@ -16,7 +16,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _site import overview, pages, plot, results, summary, vendor
+from _site import overview, pages, plot, recommendation, results, summary, vendor
 
 REPO = Path(__file__).resolve().parents[2]
 TITLE = "stardag build benchmarks"
@@ -31,14 +31,18 @@ class SiteReport:
 
 
 def _scenarios() -> tuple[dict[str, str], list[str]]:
-    """The suite's scenario workloads and order (benchmarks/scenario.py), if it is importable."""
+    """The suite's scenarios (benchmarks/scenario.py): each one's use case, and their order."""
     if str(REPO) not in sys.path:
         sys.path.append(str(REPO))
     try:
         module = importlib.import_module("benchmarks.scenario")
-    except Exception:  # an old or broken checkout: the page just has no workloads
+    except Exception:  # an old or broken checkout: the page just checks no recommendation
         return {}, []
-    return {name: s.workload for name, s in module.SCENARIOS.items()}, list(module.SCENARIOS)
+    use_cases = {
+        name: getattr(s, "use_case", None) or recommendation.USE_CASE_OF_WORKLOAD.get(s.workload, "")
+        for name, s in module.SCENARIOS.items()
+    }
+    return use_cases, list(module.SCENARIOS)
 
 
 def vendor_libraries(site: Path, report: SiteReport) -> tuple[list[str], str]:
@@ -108,8 +112,8 @@ def finish_site(site: Path, results_dir: Path, title: str = TITLE) -> SiteReport
 
     try:
         data = results.load(results_dir, site)
-        workloads, order = _scenarios()
-        found_sections = summary.sections(data, workloads, order)
+        use_cases, order = _scenarios()
+        found_sections = summary.sections(data, use_cases, order)
         path = overview.write(site, data, found_sections, title, notices, libraries)
     except Exception as err:  # the graphs are published; the overview must not take them down
         report.problems.append(f"the overview page could not be written: {err!r}\n"

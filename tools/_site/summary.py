@@ -134,18 +134,17 @@ def _overhead_rows(results: Results, run: Run) -> list[CaseRow]:
     return rows
 
 
-def _claims(section: Section, workloads: dict[str, str]) -> None:
+def _claims(section: Section, use_cases: dict[str, str]) -> None:
     for claim in recommendation.UPSTREAM:
         checks = []
-        if claim.evidence == "overhead":
+        for row in section.scenarios:
+            if claim.use_case and use_cases.get(row.scenario) == claim.use_case:
+                found = recommendation.check(claim, row.scenario, row.times, "s")
+                checks += [found] if found else []
+        if claim.use_case == recommendation.LIGHT:
             for row in largest_per_shape(section.overheads):
                 found = recommendation.check(claim, f"{row.label} tasks", row.values, "µs/task")
                 checks += [found] if found else []
-        elif claim.evidence:
-            for row in section.scenarios:
-                if workloads.get(row.scenario) == claim.evidence:
-                    found = recommendation.check(claim, row.scenario, row.times, "s")
-                    checks += [found] if found else []
         section.claims.append((claim, checks))
 
 
@@ -166,8 +165,11 @@ def _size(row: CaseRow) -> int:
     return int(size) if size.isdigit() else 0
 
 
-def sections(results: Results, workloads: dict[str, str], scenario_order: list[str]) -> list[Section]:
-    """One section per (python, machine): its newest commit and its history."""
+def sections(results: Results, use_cases: dict[str, str], scenario_order: list[str]) -> list[Section]:
+    """One section per (python, machine): its newest commit and its history.
+
+    ``use_cases``: scenario -> the use case its measurements speak to (recommendation.py).
+    """
     configs = configurations(results)
     instruction_benches = [b for b in results.benchmarks.values() if b.unit == "instructions"]
     out = []
@@ -177,7 +179,7 @@ def sections(results: Results, workloads: dict[str, str], scenario_order: list[s
         section.scenarios = _scenario_rows(results, newest, scenario_order)
         section.overheads = _overhead_rows(results, newest)
         section.instructions = _case_rows(results, newest, instruction_benches)
-        _claims(section, workloads)
+        _claims(section, use_cases)
         out.append(section)
     return out
 
