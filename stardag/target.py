@@ -66,9 +66,9 @@ _DEFAULT_ROOT = os.path.join("~", ".stardag", "targets")
 _FOREIGN_TMP_AGE_S = 24 * 3600
 
 _root: str | None = None
-# (STARDAG_TARGET_ROOT, STARDAG_TARGET_ROOTS) as last read, and the roots they gave.
-_env_seen: tuple[str | None, str | None] | None = None
-_env_roots: dict[str, str] = {}
+# (STARDAG_TARGET_ROOT, STARDAG_TARGET_ROOTS) as last read, and the roots they gave:
+# one tuple, so that a thread never sees the values of one with the roots of another.
+_env: tuple[tuple[str | None, str | None] | None, dict[str, str]] = (None, {})
 _memory_stores: dict[str, dict[str, bytes]] = {}
 
 
@@ -90,25 +90,24 @@ def get_target_root(name: str = DEFAULT_ROOT_NAME) -> str:
     Raises:
         TargetError: ``STARDAG_TARGET_ROOTS`` is not a JSON object of roots, or has no ``name``.
     """
-    if _root is not None and name == DEFAULT_ROOT_NAME:
+    if _root is not None and name == "default":  # the hot path: every output() asks
         return _root
     environ = os.environ
     seen = (environ.get(ENV_TARGET_ROOT), environ.get(ENV_TARGET_ROOTS))
-    if seen != _env_seen:
-        _read_environment(seen)
+    roots = _env[1] if seen == _env[0] else _read_environment(seen)
     try:
-        return _env_roots[name]
+        return roots[name]
     except KeyError:
-        known = ", ".join(map(repr, sorted(_env_roots)))
+        known = ", ".join(map(repr, sorted(roots)))
         raise TargetError(
             f"no target root named {name!r}; {ENV_TARGET_ROOTS} names {known}: add "
             f"{name!r} to it, e.g. {ENV_TARGET_ROOTS}='{{\"{name}\": \"/path\"}}'"
         ) from None
 
 
-def _read_environment(seen: tuple[str | None, str | None]) -> None:
+def _read_environment(seen: tuple[str | None, str | None]) -> dict[str, str]:
     """Parse and resolve the environment's roots once per value (relative paths resolve now)."""
-    global _env_seen, _env_roots
+    global _env
     single, named = seen
     roots: dict[str, str] = {}
     if named:
@@ -134,7 +133,8 @@ def _read_environment(seen: tuple[str | None, str | None]) -> None:
     if single:
         roots[DEFAULT_ROOT_NAME] = _normalise_root(single, ENV_TARGET_ROOT)
     roots.setdefault(DEFAULT_ROOT_NAME, _normalise_root(_DEFAULT_ROOT, "target root"))
-    _env_seen, _env_roots = seen, roots
+    _env = (seen, roots)
+    return roots
 
 
 @contextlib.contextmanager
@@ -272,10 +272,6 @@ class _Target:
         return error
 
 
-def _owner_ref(owner: Any) -> Any:
-    return None if owner is None else weakref.ref(owner)
-
-
 class LocalTarget(_Target):
     """A file, written atomically through a temporary file.
 
@@ -285,12 +281,13 @@ class LocalTarget(_Target):
 
     __slots__ = ("path", "serializer", "tmp_dir", "_owner")
 
-    def __init__(self, path: str, serializer: Serializer = _PICKLE, *, tmp_dir: str | None = None,
-                 owner: Any = None):
+    def __init__(self, path: str, serializer: Serializer = _PICKLE, owner: Any = None,
+                 tmp_dir: str | None = None):
         self.path = path
         self.serializer = serializer
         self.tmp_dir = tmp_dir
-        self._owner = _owner_ref(owner)
+        # Weak: the task caches its target, and a cycle would outlive the graph.
+        self._owner = None if owner is None else weakref.ref(owner)
 
     def exists(self) -> bool:
         return os.path.exists(self.path)
@@ -360,18 +357,19 @@ class InMemoryTarget(_Target):
 
     __slots__ = ("root", "path", "serializer", "_owner")
 
-    def __init__(self, root: str, key: str, serializer: Serializer = _PICKLE, *, owner: Any = None):
+    def __init__(self, root: str, key: str, serializer: Serializer = _PICKLE, owner: Any = None):
         self.root = root
         self.path = f"{root}/{key}"
         self.serializer = serializer
-        self._owner = _owner_ref(owner)
+        self._owner = None if owner is None else weakref.ref(owner)
 
     def exists(self) -> bool:
         store = _memory_stores.get(self.root)
         return store is not None and self.path in store
 
     def save(self, value: Any) -> None:
-        self._store(self.serializer.dumps(value))
+        data = self.serializer.dumps(value)
+        _memory_stores.setdefault(self.root, {})[self.path] = data
 
     def _store(self, data: bytes) -> None:
         _memory_stores.setdefault(self.root, {})[self.path] = data
@@ -413,9 +411,9 @@ def make_target(root: str, relpath: str, serializer: Serializer,
                 owner: Any = None) -> LocalTarget | InMemoryTarget:
     """The target for ``relpath`` (``/``-separated) under ``root``, belonging to the task ``owner``."""
     if is_memory_root(root):
-        return InMemoryTarget(root, relpath + serializer.suffix, serializer, owner=owner)
-    return LocalTarget(os.path.join(root, relpath + serializer.suffix), serializer,
-                       tmp_dir=os.path.join(root, TMP_DIR), owner=owner)
+        return InMemoryTarget(root, relpath + serializer.suffix, serializer, owner)
+    return LocalTarget(os.path.join(root, relpath + serializer.suffix), serializer, owner,
+                       os.path.join(root, TMP_DIR))
 
 
 # -- temporary files -------------------------------------------------------------
@@ -469,7 +467,7 @@ def _writer_gone(name: str, now: float, mtime: float) -> bool:
     pid_text = rest.rpartition(".tmp-")[2].partition("-")[0]
     if not pid_text.isdigit():
         return False  # not one of ours
-    if host != _HOST:
+    if host != _HOST or os.name == "nt":  # a pid we cannot probe (os.kill(pid, 0) kills on Windows)
         return now - mtime > _FOREIGN_TMP_AGE_S
     pid = int(pid_text)
     if pid == os.getpid():
