@@ -18,7 +18,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _nightly.job import Options, run  # noqa: E402
-from _nightly.lock import LockBusy  # noqa: E402
+from _nightly.lock import LockBusy, LockError  # noqa: E402
 
 _HERE_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -43,7 +43,15 @@ def parse_args(argv: list[str] | None = None) -> Options:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--repo", default=_HERE_REPO,
                    help="the checkout to update and benchmark (default: this script's repo)")
-    p.add_argument("--config", help="asv config (default: REPO/asv.conf.json)")
+    p.add_argument("--config", default="asv.conf.json",
+                   help="the asv config's path inside the repository, read from main as "
+                        "committed (default: asv.conf.json)")
+    p.add_argument("--branch", default="main",
+                   help="the branch the checkout must have checked out; benchmarked as "
+                        "committed (default: main)")
+    p.add_argument("--remote", default="origin",
+                   help="the one remote the branch is fast-forwarded from; a checkout with "
+                        "remotes but not this one is refused (default: origin)")
     p.add_argument("--pythons", help="comma-separated X.Y versions (default: the config's)")
     p.add_argument("--machine", default=socket.gethostname().split(".")[0],
                    help="asv machine name, keep it stable (default: short hostname)")
@@ -54,13 +62,15 @@ def parse_args(argv: list[str] | None = None) -> Options:
     p.add_argument("--keep-logs", type=int, default=30, help="logs kept (default 30)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--deploy-dir",
-                       help="symlink swapped to each new site (default: STATE/site)")
+                       help="a directory the job owns: created, or empty, or made by it "
+                            "before; the site is DIR/current (default: STATE/site)")
     where.add_argument("--gh-pages", action="store_true",
                        help="commit the site to the checkout's gh-pages branch instead")
     p.add_argument("--gh-pages-branch", default="gh-pages")
     p.add_argument("--no-push", action="store_true",
-                   help="do not push gh-pages or the results store to their origin")
-    p.add_argument("--no-fetch", action="store_true", help="benchmark the checkout as it is")
+                   help="do not push gh-pages (to --remote) or the results store (to its origin)")
+    p.add_argument("--no-fetch", action="store_true",
+                   help="do not fetch: benchmark the branch as committed locally")
     p.add_argument("--max-commits", type=int, default=20,
                    help="backlog bound: only the newest N commits of each branch (default 20)")
     p.add_argument("--max-hours", type=float,
@@ -81,11 +91,13 @@ def parse_args(argv: list[str] | None = None) -> Options:
     a = p.parse_args(argv)
     if a.max_commits < 1:
         p.error("--max-commits must be at least 1")
+    if os.path.isabs(a.config) or a.config.split(os.sep)[0] == "..":
+        p.error(f"--config {a.config!r}: give the config's path inside the repository")
     repo = os.path.abspath(a.repo)
     state = os.path.abspath(a.state_dir)
     return Options(
         repo=repo,
-        config=os.path.abspath(a.config or os.path.join(repo, "asv.conf.json")),
+        config=os.path.normpath(a.config),
         machine=a.machine,
         state_dir=state,
         results_dir=os.path.abspath(a.results_dir or os.path.join(state, "results")),
@@ -104,6 +116,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
         regression_threshold=a.regression_threshold,
         compare_factor=a.compare_factor,
         fetch=not a.no_fetch,
+        branch=a.branch,
+        remote=a.remote,
         fail_on_regression=a.fail_on_regression,
         quiet=a.quiet,
     )
@@ -116,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     except LockBusy as exc:
         print(f"nightly: {exc}", file=sys.stderr)
         return 0
+    except LockError as exc:
+        print(f"nightly: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -12,7 +12,11 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
+from typing import Iterator
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 NIGHTLY = ROOT / "tools" / "nightly.py"
@@ -27,10 +31,30 @@ COMPARE_FACTOR = "3"
 SLOWDOWN = 16
 
 _BENCH = '''\
+import importlib.util
 import os
+import subprocess
+import sys
 import time
 
 import tinypkg
+
+
+def _start_leftovers(where):
+    # What a killed run must not leave running: a process in a session of its
+    # own (as the suite's Dask cluster is), and the suite's Dask cluster itself.
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    open(os.path.join(where, f"sleeper-{sleeper.pid}"), "w").close()
+    cluster_module = os.environ.get("NIGHTLY_TEST_DASK")
+    if cluster_module:
+        spec = importlib.util.spec_from_file_location("suite_dask_cluster", cluster_module)
+        dask_cluster = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(dask_cluster)
+        dask_cluster.address_in(os.getcwd(), 1)
+        with open(os.path.join(os.getcwd(), "dask-cluster", "pid")) as f:
+            open(os.path.join(where, f"dask-{f.read().strip()}"), "w").close()
 
 
 class TimeTiny:
@@ -43,6 +67,13 @@ class TimeTiny:
     def setup_cache(self):
         # Lets a test stretch a run (for kill/concurrency tests) without
         # touching the timed code: setup_cache runs once per commit.
+        where = os.environ.get("NIGHTLY_TEST_SPAWN")
+        if where:  # from the (NIGHTLY_TEST_SPAWN_AFTER + 1)th commit on: leftovers, then wait
+            n_calls = len(os.listdir(where))
+            open(os.path.join(where, f"call-{n_calls}"), "w").close()
+            if n_calls >= int(os.environ.get("NIGHTLY_TEST_SPAWN_AFTER", "0")):
+                _start_leftovers(where)
+                time.sleep(120)  # until the test kills the job
         time.sleep(float(os.environ.get("NIGHTLY_TEST_DELAY", "0")))
         return 0  # asv passes a non-None value on to the benchmark
 
@@ -50,9 +81,14 @@ class TimeTiny:
         tinypkg.work()
 '''
 
+# The build copies tinypkg.py into the virtualenv, and a .pth file makes this
+# interpreter's packages (distributed, stardag) importable there, for the
+# suite's Dask cluster that one test starts from a benchmark.
 _INSTALL = (
     "in-dir={env_dir} python -c \"import shutil, sysconfig; "
-    "shutil.copy(r'{build_dir}/tinypkg.py', sysconfig.get_paths()['purelib'])\""
+    "lib = sysconfig.get_paths()['purelib']; "
+    "shutil.copy(r'{build_dir}/tinypkg.py', lib); "
+    f"open(lib + '/host-packages.pth', 'w').write(r'{sysconfig.get_paths()['purelib']}')\""
 )
 _UNINSTALL = (
     "return-code=any python -c \"import os, sysconfig; "
@@ -70,6 +106,7 @@ class TinyProject:
         self.state = root / "state"
         self.home = root / "home"
         self.home.mkdir()
+        self.started: list[subprocess.Popen] = []
         self.repo.mkdir()
         self.git("init", "--quiet", "-b", "main")
         (self.repo / "benchmarks").mkdir()
@@ -114,22 +151,33 @@ class TinyProject:
         env.pop("PYTHONHASHSEED", None)
         return env
 
-    def args(self, *extra: str, push: bool = False) -> list[str]:
+    def args(self, *extra: str, push: bool = False, machine: str = MACHINE,
+             state: Path | None = None) -> list[str]:
         return [sys.executable, str(NIGHTLY), "--repo", str(self.repo), "--state-dir",
-                str(self.state), "--machine", MACHINE, "--pythons", PYTHON,
+                str(state or self.state), "--machine", machine, "--pythons", PYTHON,
                 "--compare-factor", COMPARE_FACTOR, *([] if push else ["--no-push"]), *extra]
 
-    def run(self, *extra: str, delay: float = 0.0, push: bool = False
-            ) -> subprocess.CompletedProcess:
-        return subprocess.run(self.args(*extra, push=push),
+    def run(self, *extra: str, delay: float = 0.0, push: bool = False, machine: str = MACHINE,
+            state: Path | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(self.args(*extra, push=push, machine=machine, state=state),
                               env=self.env(NIGHTLY_TEST_DELAY=str(delay)),
                               stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               timeout=300)
 
-    def start(self, *extra: str, delay: float = 0.0) -> subprocess.Popen:
-        return subprocess.Popen(self.args(*extra), env=self.env(NIGHTLY_TEST_DELAY=str(delay)),
+    def start(self, *extra: str, delay: float = 0.0, **env: str) -> subprocess.Popen:
+        proc = subprocess.Popen(self.args(*extra),
+                                env=self.env(NIGHTLY_TEST_DELAY=str(delay), **env),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
+        self.started.append(proc)
+        return proc
+
+    def stop_started(self) -> None:
+        """Kill jobs a failed test left running (their watchdogs stop the rest)."""
+        for proc in self.started:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
 
     # -- what the job left behind ------------------------------------------
     @property
@@ -138,7 +186,8 @@ class TinyProject:
 
     @property
     def site(self) -> Path:
-        return self.state / "site"
+        """What the web server serves: the deploy directory's ``current``."""
+        return self.state / "site" / "current"
 
     def store_commits(self) -> list[str]:
         if not self.store.is_dir():
@@ -165,3 +214,29 @@ def check_run(proc: subprocess.CompletedProcess, code: int = 0) -> str:
     out = proc.stdout + proc.stderr
     assert proc.returncode == code, f"exit {proc.returncode}, wanted {code}:\n{out[-4000:]}"
     return out
+
+
+@pytest.fixture(scope="session")
+def env_dir(tmp_path_factory) -> Path:
+    """asv's env_dir, one for every test module: the virtualenv is made once (~8 s)."""
+    path = tmp_path_factory.getbasetemp() / "nightly-asv-env"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def project(tmp_path, env_dir) -> Iterator[TinyProject]:
+    proj = TinyProject(tmp_path, env_dir)
+    yield proj
+    proj.stop_started()
+
+
+def published_text(site: Path) -> dict[str, str]:
+    """Every text file of a published site, by relative path."""
+    return {str(p.relative_to(site)): p.read_text(errors="replace")
+            for p in site.rglob("*") if p.is_file()}
+
+
+def log_of_last_run(project: TinyProject) -> str:
+    logs = sorted((project.state / "logs").glob("nightly-*.log"), key=lambda p: p.stat().st_mtime)
+    return logs[-1].read_text()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -14,20 +16,17 @@ import pytest
 from asv.results import Results
 
 sys.path.insert(0, str(Path(__file__).parent))  # also under --import-mode=importlib
-from nightly_project import BASE_N, MACHINE, PYTHON, ROOT, SLOWDOWN, TinyProject, check_run  # noqa: E402
+from nightly_project import (  # noqa: E402
+    BASE_N, MACHINE, PYTHON, ROOT, SLOWDOWN, TinyProject, check_run, env_dir, log_of_last_run,
+    project, published_text,
+)
+
+sys.path.insert(0, str(ROOT / "tools"))
+from _nightly import reaper  # noqa: E402
 
 BENCH = "bench_tiny.TimeTiny.time_work"
 BUSY = "another nightly run holds"
-
-
-@pytest.fixture(scope="module")
-def env_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("asv-env")
-
-
-@pytest.fixture
-def project(tmp_path, env_dir):
-    return TinyProject(tmp_path, env_dir)
+__all__ = ["env_dir", "project"]  # fixtures
 
 
 def result_value(project: TinyProject, commit: str) -> float | None:
@@ -62,6 +61,16 @@ def test_first_run_all_commits_then_nothing_then_the_new_commit_alone(project):
     logs = list((project.state / "logs").glob("nightly-*.log"))
     assert len(logs) == 1 and "recorded and committed" in logs[0].read_text()
     n_store_commits = len(project.store_commits())
+    # Private: state, logs and lock are this user's only; the site is for everyone.
+    assert stat.S_IMODE(project.state.stat().st_mode) == 0o700
+    assert stat.S_IMODE((project.state / "logs").stat().st_mode) == 0o700
+    assert stat.S_IMODE(logs[0].stat().st_mode) == 0o600
+    assert stat.S_IMODE((project.state / "nightly.lock").stat().st_mode) == 0o600
+    assert stat.S_IMODE((project.site / "index.html").stat().st_mode) == 0o644
+    assert stat.S_IMODE(project.site.resolve().stat().st_mode) == 0o755
+    # Published files name no local path: not the state dir, the checkout, the home.
+    for name, text in published_text(project.site).items():
+        assert str(project.root) not in text, name
 
     out = check_run(project.run())
     assert "nothing new to benchmark" in out
@@ -100,45 +109,86 @@ def test_two_runs_started_together_one_runs_one_exits_0(project):
     assert_store_complete(project, commits)
 
 
-def test_run_killed_midway_then_a_normal_run_completes(project):
-    commits = [project.commit(f"c{i}") for i in range(4)]
-    proc = project.start(delay=1.5)
-    deadline = time.monotonic() + 120
-    # Kill once the first commit is committed: the second is then being benchmarked.
-    while not any(MACHINE in s for s in project.store_commits()):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline
+def _leftovers(where: Path, kind: str) -> list[int]:
+    return [int(p.name.split("-")[1]) for p in where.glob(f"{kind}-*")]
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait_until(condition, seconds: float, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert proc is None or proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)  # the job only; asv dies with it (PDEATHSIG)
+
+
+def _stamp(proc: subprocess.Popen, project: TinyProject) -> str:
+    """The run stamp of the job ``proc``: its log is named after it."""
+    log = next((project.state / "logs").glob(f"nightly-*-{proc.pid}.log"))
+    return log.name[len("nightly-"):-len(".log")]
+
+
+def test_run_killed_midway_leaves_nothing_running_then_a_normal_run_completes(project, tmp_path):
+    """SIGKILL of the job: asv, the benchmarks' processes, the suite's Dask cluster all go."""
+    commits = [project.commit(f"c{i}") for i in range(3)]
+    spawned = tmp_path / "spawned"
+    spawned.mkdir()
+    proc = project.start(NIGHTLY_TEST_SPAWN=str(spawned), NIGHTLY_TEST_SPAWN_AFTER="1",
+                         NIGHTLY_TEST_DASK=str(ROOT / "benchmarks" / "dask_cluster.py"))
+    # Kill once the first commit is committed and the second's processes run.
+    _wait_until(lambda: _leftovers(spawned, "dask"), 180, proc)
+    assert any(MACHINE in s for s in project.store_commits())
+    stamp = _stamp(proc, project)
+    assert reaper.find(stamp)  # asv and its processes carry the run's stamp
+    os.kill(proc.pid, signal.SIGKILL)  # the job only
     proc.communicate()
+    started = _leftovers(spawned, "sleeper") + _leftovers(spawned, "dask")
+    _wait_until(lambda: not any(_running(pid) for pid in started) and not reaper.find(stamp), 20)
     done_before = set(project.stored_results())
     assert 1 <= len(done_before) < len(commits)
 
-    for _attempt in range(40):  # an asv child may outlive the job by a moment
-        rerun = project.run()
-        if BUSY not in rerun.stderr:
-            break
-        time.sleep(0.25)
-    check_run(rerun)
+    check_run(project.run())  # at once: no leftover holds the lock
     assert_store_complete(project, commits)
     redone = {r["commit"] for r in project.summary()["benchmarked"]}
     assert redone == set(commits) - done_before  # finished, nothing benchmarked twice
 
 
-def test_corrupt_result_and_stale_git_lock_are_repaired(project):
-    commits = [project.commit(f"c{i}") for i in range(2)]
-    check_run(project.run())
-    victim = next((project.store / MACHINE).glob(f"{commits[0][:8]}-*.json"))
-    victim.write_text(victim.read_text()[:100])  # as if cut off by a crash
-    (project.store / ".git" / "index.lock").write_text("")
+def test_leftovers_of_a_run_whose_watchdog_died_too_are_stopped_by_the_next(project, tmp_path):
+    project.commit("c0")
+    spawned = tmp_path / "spawned"
+    spawned.mkdir()
+    proc = project.start(NIGHTLY_TEST_SPAWN=str(spawned))
+    _wait_until(lambda: _leftovers(spawned, "sleeper"), 120, proc)
+    stamp = _stamp(proc, project)
+    watchdogs = [p for p in map(int, filter(str.isdigit, os.listdir("/proc")))
+                 if _cmdline(p)[-2:] == [str(ROOT / "tools" / "_nightly" / "reaper.py"), stamp]]
+    assert len(watchdogs) == 1
+    os.kill(watchdogs[0], signal.SIGKILL)  # as when the whole process group is killed
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    [sleeper] = _leftovers(spawned, "sleeper")
+    time.sleep(0.5)
+    assert _running(sleeper)  # nothing stopped it...
 
-    out = check_run(project.run(), code=1)  # reported...
-    assert "quarantined" in out and victim.name in out
-    quarantined = list((project.state / "quarantine").rglob(victim.name))
-    assert len(quarantined) == 1
-    assert_store_complete(project, commits)  # ...and benchmarked again
-    assert [r["commit"] for r in project.summary()["benchmarked"]] == [commits[0]]
-    check_run(project.run())
+    out = check_run(project.run())  # ...until the next run started
+    assert re.search(rf"stopped \d+ process\(es\) still running from run {stamp}", out), out
+    assert not _running(sleeper)
+    assert not reaper.find(stamp)
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().decode(errors="replace").split("\0")[:-1]
+    except OSError:
+        return []
 
 
 def test_broken_commits_are_reported_without_stopping_or_losing_others(project):
@@ -220,24 +270,24 @@ def test_fetches_from_origin_and_publishes_to_gh_pages(project, tmp_path):
         check=True).stdout.strip()
 
 
-def test_lock_holder_message_and_status_without_running_asv(project):
-    """A held lock makes the job exit 0 at once, before touching anything."""
+def test_a_lock_held_by_something_else_is_an_error_naming_it(project):
+    """A busy lock exits 0 only for a live nightly run; anything else is named, exit 2."""
     project.commit("c0")
-    project.state.mkdir()
+    project.state.mkdir(mode=0o700)
     holder = subprocess.Popen(
         [sys.executable, "-c",
          "import fcntl, os, sys, time\n"
-         f"fd = os.open({str(project.state / 'nightly.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
-         "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'pid 4242 since then')\n"
+         f"fd = os.open({str(project.state / 'nightly.lock')!r}, os.O_RDWR | os.O_CREAT, 0o600)\n"
+         "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'pid 4242 start 1 run old since then')\n"
          "print('held', flush=True)\n"
          "time.sleep(60)\n"],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         started = time.monotonic()
-        out = check_run(project.run())
+        out = check_run(project.run(), code=2)
         assert time.monotonic() - started < 10
-        assert BUSY in out and "pid 4242" in out
+        assert "not a live nightly run" in out and f"pid {holder.pid}" in out, out
         assert not (project.state / "logs").exists()
     finally:
         holder.kill()
@@ -245,6 +295,34 @@ def test_lock_holder_message_and_status_without_running_asv(project):
     # SIGKILLed holder: the kernel dropped the flock, nothing stale remains.
     out = check_run(project.run())
     assert BUSY not in out
+
+
+def test_the_lock_cannot_be_opened_by_another_user(project):
+    project.commit("c0")
+    check_run(project.run())
+    lock = project.state / "nightly.lock"
+    assert stat.S_IMODE(lock.stat().st_mode) == 0o600
+    assert stat.S_IMODE(project.state.stat().st_mode) == 0o700
+    if os.geteuid() == 0:  # root can be someone else: try as nobody
+        # Even with the state directory opened up by hand (and its parents),
+        # the lock file itself keeps another user out.
+        opened = [p for p in (project.state, *project.state.parents)
+                  if not stat.S_IMODE(p.stat().st_mode) & 0o001]
+        modes = {p: p.stat().st_mode for p in opened}
+        try:
+            for p in opened:
+                p.chmod(stat.S_IMODE(modes[p]) | 0o005)
+            proc = subprocess.run(["/bin/sh", "-c", f": < '{lock}' && : > '{lock}'"],
+                                  preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)),
+                                  capture_output=True, text=True)
+        finally:
+            for p in opened:
+                p.chmod(stat.S_IMODE(modes[p]))
+        assert proc.returncode != 0 and "Permission denied" in proc.stderr, proc.stderr
+    project.state.chmod(0o755)  # a careless hand: the next run closes it again
+    out = check_run(project.run())
+    assert "permissions 755 tightened to 700" in out
+    assert stat.S_IMODE(project.state.stat().st_mode) == 0o700
 
 
 def test_cron_wrapper_with_env_file_is_silent_when_all_is_well(project, tmp_path):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -31,38 +33,38 @@ def test_cpu_list_parsing():
 
 def test_lock_is_exclusive_and_released_on_close(tmp_path):
     path = str(tmp_path / "nightly.lock")
-    with RunLock(path):
-        with pytest.raises(LockBusy, match=rf"holds .*nightly.lock.*pid {os.getpid()}"):
-            with RunLock(path):
+    with RunLock(path, "run-1"):
+        with pytest.raises(LockBusy, match=rf"holds .*nightly.lock.*pid {os.getpid()}, run run-1"):
+            with RunLock(path, "run-2"):
                 pass
-    with RunLock(path):  # released: a new holder gets it
-        pass
+    with RunLock(path, "run-3") as lock:  # released: a new holder gets it, and learns the last
+        assert lock.previous.stamp == "run-1" and lock.previous.pid == os.getpid()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
 
 def _version(deploy: Path, stamp: str, text: str) -> str:
     path = site.new_version_dir(str(deploy), stamp)
-    os.makedirs(path, exist_ok=True)
+    os.makedirs(path)
     Path(path, "index.html").write_text(text)
     return path
 
 
 def test_deploy_dir_switches_by_symlink_and_keeps_one_previous(tmp_path):
-    deploy = tmp_path / "www" / "bench"
-    deploy.mkdir(parents=True)
-    (deploy / "index.html").write_text("hand made")  # a plain directory from before
+    deploy = tmp_path / "bench"
+    site.claim(str(deploy))
+    site.switch(str(deploy), _version(deploy, "20250101T000000Z-1", "one"))
+    current = deploy / "current"
+    assert current.is_symlink() and not os.path.isabs(os.readlink(current))
+    assert (current / "index.html").read_text() == "one"
 
-    site.switch_deploy_dir(str(deploy), _version(deploy, "v1", "one"))
-    assert deploy.is_symlink() and not os.path.isabs(os.readlink(deploy))
-    assert (deploy / "index.html").read_text() == "one"
-    kept = Path(site.versions_dir(str(deploy)))
-    assert (kept / "before-nightly" / "index.html").read_text() == "hand made"
-
-    _version(deploy, "v2-killed", "half written")  # a publish that never switched
-    for stamp in ("v2", "v3"):
-        site.switch_deploy_dir(str(deploy), _version(deploy, stamp, stamp))
-    assert (deploy / "index.html").read_text() == "v3"
-    assert sorted(p.name for p in kept.iterdir()) == ["v2", "v3"]  # live + previous
-    assert not (tmp_path / "www" / "bench.nightly-link").exists()
+    _version(deploy, "20250102T000000Z-2", "half written")  # a publish that never switched
+    for i, stamp in enumerate(("20250103T000000Z-3", "20250104T000000Z-4")):
+        site.switch(str(deploy), _version(deploy, stamp, str(i)))
+    assert (current / "index.html").read_text() == "1"
+    assert sorted(p.name for p in (deploy / "versions").iterdir()) == [
+        "20250103T000000Z-3", "20250104T000000Z-4"]  # live + previous
+    assert not (deploy / ".current.nightly-tmp").exists()
+    assert stat.S_IMODE((current / "index.html").stat().st_mode) == 0o644
 
 
 def test_logs_are_pruned_to_the_newest(tmp_path):
@@ -105,23 +107,47 @@ def test_report_reads_asv_regressions_with_commit_hashes(tmp_path):
     assert text.index("New regressions (1)") < text.index("Still open from earlier runs (2)")
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
-def test_systemd_units_verify(tmp_path):
-    """The shipped units are valid once their example paths and user exist."""
+def _units_for_here(tmp_path: Path) -> Path:
+    """The shipped units with their example paths and user replaced by real ones."""
     for name in ("stardag-nightly.service", "stardag-nightly.timer"):
         text = (ROOT / "deploy" / name).read_text()
-        text = text.replace("/home/bench/stardag", str(ROOT))
+        text = text.replace("/var/lib/stardag-nightly/stardag", str(ROOT))
         text = text.replace("User=bench", "User=root").replace("Group=bench", "Group=root")
         text = text.replace("/etc/stardag-nightly.env", str(tmp_path / "nightly.env"))
         (tmp_path / name).write_text(text)
     (tmp_path / "nightly.env").write_text((ROOT / "deploy" / "nightly.env.example").read_text())
+    return tmp_path / "stardag-nightly.service"
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_systemd_units_verify(tmp_path):
+    """The shipped units are valid once their example paths and user exist."""
+    service = _units_for_here(tmp_path)
     proc = subprocess.run(
-        ["systemd-analyze", "verify", "--man=no", str(tmp_path / "stardag-nightly.service"),
+        ["systemd-analyze", "verify", "--man=no", str(service),
          str(tmp_path / "stardag-nightly.timer")],
         capture_output=True, text=True,
     )
     assert proc.returncode == 0, proc.stderr
     assert "stardag-nightly" not in proc.stderr, proc.stderr  # no warnings about our units
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_systemd_unit_is_sandboxed():
+    """``systemd-analyze security``: exposure at most 4.0 (the unit before the sandbox: 9.2)."""
+    proc = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", "--no-pager",
+         str(ROOT / "deploy" / "stardag-nightly.service")],
+        capture_output=True, text=True,
+    )
+    match = re.search(r"Overall exposure level for stardag-nightly.service: (\d+\.\d)",
+                      proc.stdout)
+    assert match, proc.stdout + proc.stderr
+    assert float(match[1]) <= 4.0, proc.stdout
+    text = (ROOT / "deploy" / "stardag-nightly.service").read_text()
+    for setting in ("NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes",
+                    "PrivateTmp=yes", "UMask=0077", "ReadWritePaths=/var/www/stardag-bench"):
+        assert setting in text.splitlines(), setting
 
 
 def test_crontab_line_runs_the_wrapper_with_an_env_file():

@@ -1,8 +1,9 @@
 """What asv runs in: the pinned CPUs and thread variables, the interpreters, the config.
 
-The job never edits asv.conf.json. It writes two derived copies into the state
-directory: paths made absolute, ``results_dir`` pointed at the staging
-directory (for ``asv run``) or at the results store (for ``asv publish``).
+The job never edits asv.conf.json. It reads main's committed copy (from the
+export of main's tip) and writes two derived copies into the state directory:
+paths made absolute, ``results_dir`` pointed at the staging directory (for
+``asv run``) or at the results store (for ``asv publish``).
 """
 
 from __future__ import annotations
@@ -62,16 +63,27 @@ def discover_pythons(versions: list[str], opts, state) -> list[str]:
     return [v for v in versions if v in found]
 
 
-def load_config(path: str) -> dict:
-    """asv.conf.json as asv reads it, with its paths made absolute."""
+def load_config(code: str, config: str, repo: str, state_dir: str) -> dict:
+    """asv's config ``config`` of the exported tree ``code``, with its paths made absolute.
+
+    The suite (``benchmark_dir``) is taken from the export, the history from
+    ``repo`` (asv's ``repo``, relative to the checkout as asv would read it),
+    and a relative ``env_dir`` lives in the state directory.
+    """
+    path = os.path.join(code, config)
+    if not os.path.isfile(path):
+        raise ValueError(f"{config!r} is not in the committed tree of {repo!r}; pass --config "
+                         "the asv config's path inside the repository")
     raw = asv_util.load_json(path, api_version=1, js_comments=True)
-    base = os.path.dirname(os.path.abspath(path))
-    repo = os.path.join(base, raw.get("repo", "."))
-    if not os.path.isdir(repo):
-        raise ValueError(f"'repo' in {path!r} must be a local git checkout; {repo!r} is not")
-    raw["repo"] = os.path.abspath(repo)
-    for key, default in (("env_dir", "env"), ("benchmark_dir", "benchmarks")):
-        raw[key] = os.path.abspath(os.path.join(base, raw.get(key, default)))
+    base = os.path.dirname(config)
+    history = os.path.normpath(os.path.join(repo, base, raw.get("repo", ".")))
+    if not os.path.isdir(history):
+        raise ValueError(f"'repo' in {config!r} must be a local git checkout; {history!r} is not")
+    raw["repo"] = history
+    raw["benchmark_dir"] = os.path.normpath(
+        os.path.join(code, base, raw.get("benchmark_dir", "benchmarks")))
+    env_dir = raw.get("env_dir", "env")
+    raw["env_dir"] = env_dir if os.path.isabs(env_dir) else os.path.join(state_dir, "env")
     return raw
 
 

@@ -1,11 +1,14 @@
 """One nightly run, start to end; ``tools/nightly.py`` is its command line.
 
 Order of work, each step safe to interrupt at any point:
-lock -> log -> noise control -> interpreters -> update checkout -> asv machine
--> repair results store -> for each new commit (newest first) and Python:
+private state dir -> lock -> watchdog, leftovers of the last run stopped -> log
+-> noise control -> deploy dir claimed -> checkout verified, main fast-forwarded
+from --remote, main's tip exported -> interpreters -> asv machine entry ->
+results store repaired -> for each new commit (newest first) and Python:
 ``asv run`` into an empty staging dir, move the finished files into the store,
-git commit -> ``asv publish`` into a new directory -> regression report beside
-index.html -> switch the deploy symlink (or commit gh-pages) -> prune logs.
+git commit -> push the store -> ``asv publish`` into a new directory -> report
+and summary beside index.html -> switch the deploy dir (or commit gh-pages) ->
+prune logs -> stop whatever the run left running.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import datetime
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -24,15 +28,18 @@ from dataclasses import dataclass, field
 
 from asv.results import Results
 
-from _nightly import environment, runlog, site
-from _nightly.git import GitError, ancestors, first_parent_commits, has_remote, update_checkout
-from _nightly.lock import RunLock
+import machine as asv_machine
+from _nightly import checkout, environment, reaper, runlog, site
+from _nightly.checkout import CheckoutError
+from _nightly.git import GitError, ancestors, first_parent_commits, git, has_remote
+from _nightly.lock import LockError, RunLock, prepare_private_dir
 from _nightly.regression import compare_to_baseline, merge, read_regressions, write_report
-from _nightly.store import ResultStore, StoredResult
+from _nightly.site import DeployError
+from _nightly.store import ResultStore, StoredResult, StoreError, lost_result, validate
 
 EXIT_OK = 0
 EXIT_FAILURES = 1  # some commit did not build or some benchmark failed; site published
-EXIT_ERROR = 2  # the job itself could not finish (config, asv machine, publish, deploy)
+EXIT_ERROR = 2  # the job itself could not finish (config, checkout, deploy dir, publish)
 EXIT_REGRESSION = 3  # only with --fail-on-regression: a new regression, nothing else wrong
 
 log = logging.getLogger("nightly")
@@ -40,7 +47,7 @@ log = logging.getLogger("nightly")
 
 @dataclass
 class Options:
-    """Everything the command line sets; paths are absolute."""
+    """Everything the command line sets; paths are absolute (``config``: inside the repo)."""
 
     repo: str
     config: str
@@ -61,6 +68,8 @@ class Options:
     regression_threshold: float | None = None
     compare_factor: float = 1.5
     fetch: bool = True
+    branch: str = "main"
+    remote: str = "origin"
     fail_on_regression: bool = False
     quiet: bool = False
 
@@ -83,35 +92,72 @@ class _Run:
 
 
 def run(opts: Options) -> int:
-    """Run the nightly job; raises LockBusy when another run holds the lock."""
-    with RunLock(os.path.join(opts.state_dir, "nightly.lock")) as lock:
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        stamp = f"{stamp}-{os.getpid()}"
+    """Run the nightly job; raises LockBusy when a live run holds the lock, LockError when unsafe."""
+    os.umask(0o077)  # state, logs, lock, results: this user's only; the site is made readable
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = f"{stamp}-{os.getpid()}"
+    notes = [prepare_private_dir(opts.state_dir)]
+    with RunLock(os.path.join(opts.state_dir, "nightly.lock"), stamp) as lock:
+        reaper.mark(stamp)  # everything started from here on carries the run's stamp
+        watchdog = reaper.start_watchdog(stamp)
+        notes.append(prepare_private_dir(opts.log_dir))
         log_path = runlog.open_log(opts.log_dir, stamp, opts.quiet)
         started = time.monotonic()
         state = _Run(stamp=stamp)
+        for note in notes + lock.notes:
+            if note:
+                log.warning("%s", note)
+        if lock.previous is not None and (n := reaper.kill(lock.previous.stamp)):
+            log.warning("stopped %d process(es) still running from run %s", n,
+                        lock.previous.stamp)
         try:
             code = _run(opts, state, lock.fd, log_path)
+        except (CheckoutError, DeployError, StoreError, LockError) as exc:
+            log.error("nightly run refused: %s", exc)
+            code = EXIT_ERROR
         except Exception as exc:  # the log must say why the job stopped
             log.exception("nightly run stopped: %s", exc)
             code = EXIT_ERROR
         finally:
+            if n := reaper.kill(stamp):
+                log.info("stopped %d process(es) this run left running", n)
+            os.close(watchdog)
             runlog.prune_logs(opts.log_dir, opts.keep_logs, keep=log_path)
         (log.info if code == EXIT_OK else log.warning)(
             "finished in %.0f s: %d result file(s) added, %d problem(s), exit status %d; log %s",
             time.monotonic() - started, len(state.benchmarked), len(state.problems), code, log_path,
         )
-        for handler in list(log.handlers):
-            handler.close()
-            log.removeHandler(handler)
+        runlog.close_log()
         return code
 
 
 def _run(opts: Options, state: _Run, lock_fd: int, log_path: str) -> int:
     environment.control_noise(opts)
-    raw = environment.load_config(opts.config)
+    remote = checkout.verify(opts.repo, opts.branch, opts.remote, opts.fetch)
+    if opts.deploy_dir:
+        log.info("%s", site.claim(opts.deploy_dir))  # before any work: a wrong one stops here
+    if remote is not None:
+        try:
+            log.info("%s: %s", opts.repo, checkout.update(opts.repo, opts.branch, remote))
+        except GitError as exc:
+            state.problem(f"could not update the checkout, benchmarking it as it is: {exc}")
+    elif opts.fetch:
+        log.info("%s has no remote: benchmarking %s as committed locally, nothing fetched",
+                    opts.repo, opts.branch)
+    tip = git(opts.repo, "rev-parse", f"refs/heads/{opts.branch}").strip()
+    code = checkout.export(opts.repo, tip, os.path.join(opts.state_dir, "code"))
+    log.info("suite and asv config: %s as committed at %s (exported to %s)",
+             opts.branch, tip[:8], code)
+
+    raw = environment.load_config(code, opts.config, opts.repo, opts.state_dir)
     bench_repo = raw["repo"]
-    branches = raw.get("branches") or ["main"]
+    branches = raw.get("branches") or [opts.branch]
+    for branch in branches:
+        if branch != opts.branch and remote is not None:
+            try:
+                log.info("%s", checkout.update(bench_repo, branch, remote))
+            except GitError as exc:
+                state.problem(f"could not update branch {branch!r}: {exc}")
     env_type = raw.get("environment_type") or "virtualenv"
     if env_type == "existing":
         raise ValueError(
@@ -121,35 +167,28 @@ def _run(opts: Options, state: _Run, lock_fd: int, log_path: str) -> int:
     versions = opts.pythons or list(raw.get("pythons") or [])
     pythons = environment.discover_pythons(versions, opts, state)
 
-    if opts.fetch:
-        for branch in branches:
-            try:
-                log.info("%s", update_checkout(bench_repo, branch))
-            except GitError as exc:
-                state.problem(f"could not update the checkout, benchmarking it as it is: {exc}")
-
     staging = os.path.join(opts.state_dir, "staging")
     run_conf = os.path.join(opts.state_dir, "asv-run.conf.json")
     environment.write_config(raw, run_conf, results_dir=staging, opts=opts)
     publish_conf = os.path.join(opts.state_dir, "asv-publish.conf.json")
     environment.write_config(raw, publish_conf, results_dir=opts.results_dir, opts=opts)
     asv = _Asv(lock_fd, log_path)
-    if asv.call(run_conf, "machine", "--yes", "--machine", opts.machine) != 0:
-        raise RuntimeError(f"'asv machine --yes --machine {opts.machine}' failed; see {log_path}")
+    machine_info, created = asv_machine.ensure_entry(opts.machine)
+    log.info("results are filed under machine %r%s", opts.machine,
+             " (entry created in ~/.asv-machine.json)" if created else "")
 
     store = ResultStore(opts.results_dir, os.path.join(opts.state_dir, "quarantine"))
     log.info("results store: %s (a git repository)", store.path)
-    for note in store.open():
+    repairs = store.open()
+    for note in repairs.notes:
         log.warning("results store: %s", note)
-    quarantined = store.quarantine_invalid()  # their commits are benchmarked again
-    for note in quarantined:
-        state.problem(f"results store: {note}")
-    if quarantined:
-        store.commit(f"quarantine {len(quarantined)} unreadable file(s)")
+    for problem in repairs.problems:
+        state.problem(problem)
 
     stored = store.results(opts.machine)
-    todo, tips = _select_commits(stored, opts, bench_repo, branches, pythons)
+    todo, tips = _select_commits(stored, opts, bench_repo, branches, pythons, store.lost())
     deadline = None if opts.max_hours is None else time.monotonic() + opts.max_hours * 3600
+    unreported = _Unreported(opts.state_dir)
     for i, (commit, missing) in enumerate(todo):
         if deadline is not None and time.monotonic() > deadline:
             log.warning("time budget of %g h used up: %d commit(s) left for the next run",
@@ -157,10 +196,16 @@ def _run(opts: Options, state: _Run, lock_fd: int, log_path: str) -> int:
             break
         for python in missing:
             _benchmark(asv, run_conf, store, staging, commit, python, env_type,
-                       commit in tips, opts, state)
+                       commit in tips, opts, state, unreported)
+    _complete_store(asv, run_conf, store, staging, tip, pythons, env_type, machine_info, opts)
+    for rel in store.lost():
+        state.problem(f"results store: {rel} was lost (see quarantine/ in the state directory) "
+                      "and is not benchmarked again yet; it is benchmarked again when its "
+                      "commit is among the ones benchmarked; delete its quarantined copy to "
+                      "accept the loss")
     if opts.push:
         try:
-            line = store.push()
+            line = store.push(opts.machine)
             if line:
                 log.info("%s", line)
         except GitError as exc:
@@ -171,19 +216,9 @@ def _run(opts: Options, state: _Run, lock_fd: int, log_path: str) -> int:
         return EXIT_FAILURES
 
     out = _publish(asv, publish_conf, opts, state, log_path)
-    new_commits = {r.commit_hash for r in state.benchmarked}
-    compared = _compare_new_results(stored + state.benchmarked, store.path, opts, bench_repo, state)
-    regressions = merge(compared, read_regressions(out, new_commits))
-    header = (
-        f"stardag nightly {state.stamp}, machine {opts.machine}: "
-        f"{len(new_commits)} commit(s) benchmarked in this run, "
-        f"{sum(r.new for r in regressions)} new regression(s)"
-    ) + environment.load_note(state.loads)
-    report = write_report(out, regressions, header)
-    for line in report.rstrip().splitlines():
-        (log.warning if any(r.new for r in regressions) else log.info)("report: %s", line)
-    _write_summary(out, opts, state, regressions)
-    _deploy(out, opts, bench_repo, state)
+    regressions = _report(out, opts, bench_repo, store, stored, unreported, state)
+    _deploy(out, opts, bench_repo, remote, state)
+    unreported.clear()  # tonight's report is out: these results are no longer new
 
     if state.problems:
         return EXIT_FAILURES
@@ -192,11 +227,12 @@ def _run(opts: Options, state: _Run, lock_fd: int, log_path: str) -> int:
     return EXIT_OK
 
 
-def _select_commits(stored, opts, bench_repo, branches, pythons):
+def _select_commits(stored, opts, bench_repo, branches, pythons, lost):
     """Commits of the newest ``max_commits`` per branch lacking a result, newest first.
 
     Newest first: the morning site shows the branch tip even when the time
-    budget ends the run before older gaps are filled.
+    budget ends the run before older gaps are filled. Then the commits of
+    lost (quarantined) results, wherever they are.
     """
     done = {(r.commit_hash, r.python) for r in stored}
     todo: dict[str, list[str]] = {}
@@ -212,12 +248,24 @@ def _select_commits(stored, opts, bench_repo, branches, pythons):
             "%s: %d newest commit(s) considered (--max-commits %d), %d need benchmarks",
             branch, len(commits), opts.max_commits, sum(c in todo for c in commits),
         )
+    for rel in lost:
+        found = lost_result(rel, opts.machine)
+        if found is None or found[1] not in pythons:
+            continue
+        commit = git(bench_repo, "rev-parse", "--verify", "--quiet", f"{found[0]}^{{commit}}",
+                     check=False).strip()
+        if commit and (commit, found[1]) not in done:
+            todo.setdefault(commit, [])
+            if found[1] not in todo[commit]:
+                todo[commit].append(found[1])
+            log.info("%s: benchmarked again, its result was lost", rel)
     if not todo:
         log.info("nothing new to benchmark")
     return list(todo.items()), tips
 
 
-def _benchmark(asv, run_conf, store, staging, commit, python, env_type, is_tip, opts, state):
+def _benchmark(asv, run_conf, store, staging, commit, python, env_type, is_tip, opts, state,
+               unreported):
     """Benchmark one commit in one Python and commit what asv recorded."""
     shutil.rmtree(staging, ignore_errors=True)  # a killed run's half-written files
     os.makedirs(staging)
@@ -246,7 +294,13 @@ def _benchmark(asv, run_conf, store, staging, commit, python, env_type, is_tip, 
     failed = sorted({name for r in stored for name in r.failed})
     status = "ok" if not failed else f"{len(failed)} failed"
     store.commit(f"{opts.machine} {commit[:8]} python {python}: {status}")
+    uncommitted = [r.path for r in stored if not store.is_committed(r.path)]
+    if uncommitted:
+        state.problem(f"{commit[:8]} python {python}: recorded but not committed to the "
+                      f"results store: {', '.join(uncommitted)}")
+        return
     state.benchmarked.extend(stored)
+    unreported.add(store.path, stored)
     if failed:
         state.problem(f"{commit[:8]} python {python}: {len(failed)} benchmark(s) failed or "
                       f"the commit did not build: {', '.join(failed[:10])}")
@@ -254,8 +308,80 @@ def _benchmark(asv, run_conf, store, staging, commit, python, env_type, is_tip, 
         log.info("%s python %s: recorded and committed", commit[:8], python)
 
 
-def _compare_new_results(stored, results_dir, opts, bench_repo, state):
-    """``asv compare`` of each new result against its nearest benchmarked ancestor.
+def _complete_store(asv, run_conf, store, staging, tip, pythons, env_type, machine_info, opts):
+    """Put back a ``benchmarks.json`` or ``machine.json`` that nothing restored or rewrote tonight."""
+    if validate(os.path.join(store.path, "benchmarks.json")) is not None and store.has_results():
+        log.info("benchmarks.json missing: asv discovers the benchmarks of %s", tip[:8])
+        shutil.rmtree(staging, ignore_errors=True)
+        os.makedirs(staging)
+        hashfile = os.path.join(opts.state_dir, "commit.txt")
+        with open(hashfile, "w") as f:
+            f.write(tip + "\n")
+        asv.call(run_conf, "run", "--bench", "just-discover", "--machine", opts.machine,
+                 "-E", f"{env_type}:{pythons[0]}", f"HASHFILE:{hashfile}")
+        store.install(staging, opts.machine, with_benchmarks_json=True)
+    machine_json = os.path.join(store.path, opts.machine, "machine.json")
+    if store.results(opts.machine) and validate(machine_json) is not None:
+        store.write_machine_json(opts.machine, machine_info)
+    store.commit("restore benchmarks.json / machine.json")
+
+
+class _Unreported:
+    """Results committed to the store whose report has not been published yet.
+
+    A run killed between its last commit and the switch of the site would
+    otherwise lose that night's compare check for good: the next run has
+    nothing new to benchmark. So the results wait here (``STATE/unreported.json``,
+    store-relative paths) until a report including them is deployed.
+    """
+
+    def __init__(self, state_dir: str) -> None:
+        self.path = os.path.join(state_dir, "unreported.json")
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                self.rels: list[str] = list(json.load(f))
+        except (OSError, ValueError):
+            self.rels = []
+
+    def add(self, store_path: str, results: list[StoredResult]) -> None:
+        self.rels += [os.path.relpath(r.path, store_path) for r in results]
+        tmp = self.path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(sorted(set(self.rels)), f)
+        os.replace(tmp, self.path)
+
+    def clear(self) -> None:
+        self.rels = []
+        if os.path.exists(self.path):
+            os.remove(self.path)
+
+
+def _report(out, opts, bench_repo, store, stored, unreported, state):
+    """Compare tonight's results (and any an interrupted run left unreported); write the report."""
+    tonight = {r.path for r in state.benchmarked}
+    earlier = [r for r in stored if os.path.relpath(r.path, store.path) in unreported.rels
+               and r.path not in tonight]
+    if earlier:
+        log.warning("the report of %d result(s) was interrupted in an earlier run: "
+                    "comparing them now", len(earlier))
+    fresh = state.benchmarked + earlier
+    new_commits = {r.commit_hash for r in fresh}
+    compared = _compare(fresh, stored + state.benchmarked, store.path, opts, bench_repo)
+    regressions = merge(compared, read_regressions(out, new_commits))
+    header = (
+        f"stardag nightly {state.stamp}, machine {opts.machine}: "
+        f"{len({r.commit_hash for r in state.benchmarked})} commit(s) benchmarked in this run, "
+        f"{sum(r.new for r in regressions)} new regression(s)"
+    ) + environment.load_note(state.loads)
+    report = write_report(out, regressions, header)
+    for line in report.rstrip().splitlines():
+        (log.warning if any(r.new for r in regressions) else log.info)("report: %s", line)
+    _write_summary(out, opts, state, regressions)
+    return regressions
+
+
+def _compare(fresh, stored, results_dir, opts, bench_repo):
+    """``asv compare`` of each fresh result against its nearest benchmarked ancestor.
 
     ``stored``: every result of the machine, this run's included.
     """
@@ -263,9 +389,10 @@ def _compare_new_results(stored, results_dir, opts, bench_repo, state):
     units = _units(results_dir)
     found = []
     lineage: dict[str, list[str]] = {}  # one git rev-list per commit, not per Python
-    for new in state.benchmarked:
+    for new in fresh:
         if new.commit_hash not in lineage:
-            lineage[new.commit_hash] = ancestors(bench_repo, new.commit_hash, limit=opts.max_commits * 10)
+            lineage[new.commit_hash] = ancestors(bench_repo, new.commit_hash,
+                                                 limit=opts.max_commits * 10)
         for parent in lineage[new.commit_hash]:
             base = by_env.get((parent, new.env_name))
             if base is not None:
@@ -288,6 +415,7 @@ def _units(results_dir: str) -> dict[str, str]:
 
 
 def _publish(asv, publish_conf, opts, state, log_path) -> str:
+    """``asv publish`` into a new directory; the one place the site is written before it goes live."""
     if opts.gh_pages:
         out = os.path.join(opts.state_dir, "site-for-gh-pages")
         shutil.rmtree(out, ignore_errors=True)
@@ -299,18 +427,19 @@ def _publish(asv, publish_conf, opts, state, log_path) -> str:
     return out
 
 
-def _deploy(out, opts, bench_repo, state) -> None:
+def _deploy(out, opts, bench_repo, remote, state) -> None:
     if opts.gh_pages:
-        push = opts.push and has_remote(bench_repo, "origin")
+        push_to = remote if opts.push and remote and has_remote(bench_repo, remote) else None
         line = site.commit_gh_pages(bench_repo, out, opts.gh_pages_branch,
-                                    f"nightly benchmarks {state.stamp}", push=push)
+                                    f"nightly benchmarks {state.stamp}", push_to)
         shutil.rmtree(out, ignore_errors=True)
     else:
-        line = site.switch_deploy_dir(opts.deploy_dir, out)
+        line = site.switch(opts.deploy_dir, out)
     log.info("%s", line)
 
 
 def _write_summary(out, opts, state, regressions) -> None:
+    """``nightly.json``: this run, for scripts; no local paths (the site is public)."""
     summary = {
         "run": state.stamp,
         "machine": opts.machine,
@@ -318,13 +447,24 @@ def _write_summary(out, opts, state, regressions) -> None:
             {"commit": r.commit_hash, "python": r.python, "failed": list(r.failed)}
             for r in state.benchmarked
         ],
-        "problems": state.problems,
+        "problems": [_public(p, opts) for p in state.problems],
         "new_regressions": sum(r.new for r in regressions),
         "load_1min": [min(state.loads), max(state.loads)] if state.loads else None,
         "n_cpus": os.cpu_count(),
     }
     with open(os.path.join(out, "nightly.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2)
+
+
+def _public(text: str, opts: Options) -> str:
+    """``text`` with this machine's paths replaced by names a reader of the site can place."""
+    places = [(opts.results_dir, "RESULTS"), (opts.log_dir, "STATE/logs"),
+              (opts.state_dir, "STATE"), (opts.repo, "REPO"),
+              (opts.deploy_dir or "", "DEPLOY"), (os.path.expanduser("~"), "~")]
+    for path, name in sorted(places, key=lambda p: -len(p[0])):
+        if len(path) > 1:
+            text = re.sub(re.escape(path) + r"(?![\w.-])", name, text)
+    return text
 
 
 class _Asv:
@@ -340,7 +480,8 @@ class _Asv:
         with open(self.log_path, "a", encoding="utf-8") as out:
             # The child inherits the lock: if this process is SIGKILLed while
             # asv still runs, no second job can start on the same staging dir.
-            # On Linux the child is also killed with us (PR_SET_PDEATHSIG).
+            # On Linux the child is also killed with us (PR_SET_PDEATHSIG); its
+            # own children, by the watchdog (reaper).
             proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out,
                                   stderr=subprocess.STDOUT, pass_fds=(self.lock_fd,),
                                   preexec_fn=_die_with_parent)
@@ -353,4 +494,3 @@ def _die_with_parent() -> None:
     if sys.platform.startswith("linux"):
         pr_set_pdeathsig = 1
         ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
-

@@ -180,7 +180,7 @@ def format_report(regressions: list[Regression], header: str) -> str:
     if old:
         lines.append(f"Still open from earlier runs ({len(old)}):")
         lines += [f"  {r.describe()}" for r in old]
-    lines += ["", "Details: index.html#regressions/ on this site; Atom feed: regressions.xml."]
+    lines += ["", "Details: index.html#regressions on this site; Atom feed: regressions.xml."]
     return "\n".join(lines) + "\n"
 
 

@@ -32,3 +32,9 @@ def prune_logs(log_dir: str, keep_n: int, keep: str) -> None:
     for entry in logs[keep_n:]:
         if entry.path != keep:
             os.remove(entry.path)
+
+
+def close_log() -> None:
+    for handler in list(log.handlers):
+        handler.close()
+        log.removeHandler(handler)

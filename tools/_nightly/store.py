@@ -6,26 +6,43 @@ directory, and only when it has finished are its files checked (parsed the way
 ``asv publish`` parses them) and moved in with ``os.replace``, then committed.
 A file is therefore either absent from the store or whole; a kill between the
 move and the commit leaves valid uncommitted files that the next run commits.
-Anything that still does not parse (a disk fault, a hand edit) is moved out to
-a quarantine directory before publishing, so one bad file never breaks a site.
+
+The job owns ``benchmarks.json`` and ``<machine>/*.json`` (asv's layout); it
+adds them even where a ``.gitignore`` says otherwise, and commits nothing else.
+Each run starts by repairing the store: an unfinished merge, rebase or
+cherry-pick is aborted; a file that does not parse (a disk fault, a hand edit,
+conflict markers) is restored from the store's own history, and only when no
+good version exists is it moved to the quarantine directory (kept for good),
+its commit benchmarked again. A quarantined file without a good copy in the
+store is reported every night until it has one again (``lost``).
 """
 
 from __future__ import annotations
 
 import datetime
 import itertools
+import logging
 import os
+import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from asv import util as asv_util
 from asv.benchmarks import Benchmarks
 from asv.machine import Machine
 from asv.results import Results
 
-from _nightly.git import git, has_remote
+from _nightly.git import GitError, git, git_bytes, has_remote
 
 _TMP_SUFFIX = ".nightly-tmp"
+OWNED = ("benchmarks.json", ":(glob)*/*.json")  # git pathspecs of what the job commits
+_HISTORY_DEPTH = 50  # versions of a damaged file tried, newest first
+
+log = logging.getLogger("nightly")
+
+
+class StoreError(Exception):
+    """The store is in a state the job must not touch; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +56,14 @@ class StoredResult:
     failed: tuple[str, ...]  # benchmarks (with params) that have no value
 
 
+@dataclass
+class Repairs:
+    """What opening the store found: ``notes`` for the log, ``problems`` for the report."""
+
+    notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
 class ResultStore:
     """A git repository holding asv results, committed by the job."""
 
@@ -46,15 +71,14 @@ class ResultStore:
         self.path = os.path.abspath(path)
         self.quarantine_dir = os.path.abspath(quarantine_dir)
 
-    def open(self) -> list[str]:
-        """Create the repository if needed and repair what a killed run left.
-
-        Call ``quarantine_invalid`` next: unreadable files are a separate report.
+    # -- repair -------------------------------------------------------------
+    def open(self) -> Repairs:
+        """Create the repository if needed and repair whatever a killed run or a hand left.
 
         Safe only while holding the nightly lock: every ``*.lock`` under
         ``.git`` is then stale and removed.
         """
-        notes = []
+        found = Repairs()
         if not os.path.isdir(os.path.join(self.path, ".git")):
             os.makedirs(self.path, exist_ok=True)
             git(self.path, "init", "--quiet")
@@ -62,32 +86,109 @@ class ResultStore:
             for name in files:
                 if name.endswith(".lock"):
                     os.remove(os.path.join(root, name))
-                    notes.append(f"removed stale git lock {os.path.join(root, name)}")
+                    found.notes.append(f"removed stale git lock {os.path.join(root, name)}")
+        found.problems += self._abort_unfinished()
         for path in self._files():
             if path.endswith(_TMP_SUFFIX):
                 os.remove(path)
-                notes.append(f"removed partial copy {path}")
-        if self.commit("recover results left uncommitted by an interrupted run"):
-            notes.append("committed results left uncommitted by an interrupted run")
-        return notes
-
-    def quarantine_invalid(self) -> list[str]:
-        """Move every JSON file asv could not load out of the store."""
-        notes = []
+                found.notes.append(f"removed partial copy {path}")
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        for rel in self._owned_deleted():
+            found.problems.append(self._repair(rel, "deleted from the store's files", stamp))
         for path in sorted(self._files()):
-            if not path.endswith(".json"):
-                continue
-            error = validate(path)
-            if error is None:
-                continue
             rel = os.path.relpath(path, self.path)
+            if _is_owned(rel) and (error := validate(path)) is not None:
+                found.problems.append(self._repair(rel, error, stamp))
+        if self.commit("recover results left uncommitted by an interrupted run or a repair"):
+            found.notes.append("committed what an interrupted run or a repair left uncommitted")
+        return found
+
+    def _abort_unfinished(self) -> list[str]:
+        """Abort a merge, rebase, cherry-pick or revert left in progress; never commit its markers."""
+        git_dir = os.path.join(self.path, ".git")
+        states = (("MERGE_HEAD", "merge"), ("rebase-merge", "rebase"), ("rebase-apply", "rebase"),
+                  ("CHERRY_PICK_HEAD", "cherry-pick"), ("REVERT_HEAD", "revert"))
+        problems = []
+        for marker, command in states:
+            if not os.path.exists(os.path.join(git_dir, marker)):
+                continue
+            if marker == "rebase-apply" and os.path.exists(os.path.join(git_dir, marker, "applying")):
+                command = "am"
+            try:
+                git(self.path, command, "--abort")
+            except GitError as exc:
+                raise StoreError(
+                    f"the results store {self.path!r} is in the middle of a {command} that "
+                    f"'git {command} --abort' could not undo ({exc}); finish or undo it by hand "
+                    "(git status says how), then run again"
+                ) from None
+            problems.append(f"results store: a {command} was left in progress; aborted it "
+                            f"(git {command} --abort), nothing of it committed")
+        return problems
+
+    def _repair(self, rel: str, error: str, stamp: str) -> str:
+        """Restore ``rel`` from the store's history, else quarantine it; a line for the report."""
+        path = os.path.join(self.path, rel)
+        kept = ""
+        if os.path.lexists(path):
             dest = os.path.join(self.quarantine_dir, stamp, rel)
             os.makedirs(os.path.dirname(dest), exist_ok=True)
             shutil.move(path, dest)
-            notes.append(f"quarantined {rel} to {dest}: {error}")
-        return notes
+            kept = f"; the damaged copy is kept in {dest}"
+        restored_from = self._restore(rel)
+        if restored_from is not None:
+            return (f"results store: {rel} was damaged ({error}); restored from the store's "
+                    f"commit {restored_from[:8]}{kept}")
+        if not kept:  # nothing to keep and nothing to restore: remember it was lost
+            dest = os.path.join(self.quarantine_dir, stamp, rel)
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            open(dest, "wb").close()
+        return (f"results store: {rel} was damaged ({error}) and no good version is in the "
+                f"store's history{kept}; it is benchmarked again")
 
+    def _restore(self, rel: str) -> str | None:
+        """Write the newest version of ``rel`` in the history that parses; its commit, or None."""
+        revs = git(self.path, "log", f"--max-count={_HISTORY_DEPTH}", "--format=%H", "--",
+                   rel, check=False).split()
+        path = os.path.join(self.path, rel)
+        tmp = path + _TMP_SUFFIX
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        for rev in revs:
+            try:
+                data = git_bytes(self.path, "show", f"{rev}:{rel}")
+            except GitError:  # the commit that deleted it
+                continue
+            with open(tmp, "wb") as f:
+                f.write(data)
+            if validate(tmp, rel) is None:
+                os.replace(tmp, path)
+                return rev
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        return None
+
+    def _owned_deleted(self) -> list[str]:
+        if not git(self.path, "rev-parse", "--verify", "--quiet", "HEAD", check=False).strip():
+            return []
+        return git(self.path, "ls-files", "--deleted", "--", *OWNED).splitlines()
+
+    def _ignored(self) -> list[str]:
+        return git(self.path, "ls-files", "--others", "--ignored", "--exclude-standard",
+                   "--", *OWNED).splitlines()
+
+    def lost(self) -> list[str]:
+        """Store paths moved to quarantine that still have no good copy in the store."""
+        if not os.path.isdir(self.quarantine_dir):
+            return []
+        rels = set()
+        for entry in os.scandir(self.quarantine_dir):
+            for root, _dirs, files in os.walk(entry.path):
+                rels.update(os.path.relpath(os.path.join(root, n), entry.path) for n in files)
+        return sorted(rel for rel in rels
+                      if not os.path.isfile(os.path.join(self.path, rel))
+                      or validate(os.path.join(self.path, rel)) is not None)
+
+    # -- contents -----------------------------------------------------------
     def has_results(self) -> bool:
         """Whether the store holds any result file, of any machine."""
         return any(p.endswith(".json") and _is_result_file(p) for p in self._files())
@@ -131,26 +232,75 @@ class ResultStore:
             _atomic_copy(src, dest)
         return [read_result(dest, machine) for _src, dest in moves if _is_result_file(dest)]
 
+    def write_machine_json(self, machine: str, info: dict) -> None:
+        """Write ``<machine>/machine.json`` as asv run would (from ~/.asv-machine.json's entry)."""
+        path = os.path.join(self.path, machine, "machine.json")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        asv_util.write_json(path + _TMP_SUFFIX, info, Machine.api_version)
+        os.replace(path + _TMP_SUFFIX, path)
+
+    # -- git ------------------------------------------------------------------
     def commit(self, message: str) -> bool:
-        """Commit everything in the store; False when there was nothing to commit."""
-        git(self.path, "add", "--all", ".")
-        if not git(self.path, "status", "--porcelain").strip():
+        """Commit the job's files (only those); False when there was nothing to commit.
+
+        Raises StoreError when a file of the job's is still not committed after it.
+        """
+        hidden = self._ignored()
+        if hidden:
+            log.warning("results store: its ignore rules (.gitignore, .git/info/exclude) cover "
+                        "%d file(s) the job keeps there (%s); committing them anyway",
+                        len(hidden), ", ".join(hidden[:3]))
+        paths = [rel for rel in (os.path.relpath(p, self.path) for p in self._files())
+                 if _is_owned(rel)] + self._owned_deleted()
+        if paths:  # named one by one: git refuses a pathspec that matches nothing
+            git(self.path, "add", "--all", "--force", "--", *paths)
+        staged = git(self.path, "diff", "--cached", "--name-only", "--no-renames", "--",
+                     *OWNED).splitlines()
+        if not staged:
             return False
-        git(self.path, "commit", "--quiet", "--no-verify", "-m", message)
+        git(self.path, "commit", "--quiet", "--no-verify", "-m", message, "--", *staged)
+        left = git(self.path, "status", "--porcelain", "--ignored", "--untracked-files=all",
+                   "--", *OWNED).strip()
+        if left:
+            raise StoreError(f"files of the results store {self.path!r} are still not "
+                             f"committed after 'git commit': {left.splitlines()[:5]}")
         return True
 
-    def push(self) -> str | None:
-        """Push to ``origin`` if the store has one; return a line for the log."""
+    def is_committed(self, path: str) -> bool:
+        """Whether HEAD holds ``path`` exactly as it is on disk."""
+        rel = os.path.relpath(path, self.path)
+        if not git(self.path, "ls-files", "--", rel).strip():
+            return False
+        return not git(self.path, "status", "--porcelain", "--", rel).strip()
+
+    def push(self, machine: str) -> str | None:
+        """Push to ``origin``'s ``results/<machine>`` if the store has an origin; a line for the log.
+
+        One branch per machine: machines sharing a results remote never push to
+        the same branch, so no push is ever rejected for another machine's commits.
+        """
         if not has_remote(self.path, "origin"):
             return None
-        branch = git(self.path, "symbolic-ref", "--short", "HEAD").strip()
-        git(self.path, "push", "--quiet", "origin", f"HEAD:{branch}")
+        branch = f"results/{machine}"
+        try:
+            git(self.path, "push", "--quiet", "origin", f"HEAD:refs/heads/{branch}")
+        except GitError as exc:
+            raise GitError(
+                f"{exc}; origin's {branch} has commits this store lacks (a second store "
+                f"filing under machine {machine!r}, or a store made anew?): compare them with "
+                f"git -C {self.path} fetch origin {branch} && git -C {self.path} log "
+                f"--oneline HEAD...FETCH_HEAD; give each machine its own --machine name"
+            ) from None
         return f"pushed results store to origin/{branch}"
 
 
-def validate(path: str) -> str | None:
-    """None if asv loads ``path`` as the kind of file its name says; else why not."""
-    name = os.path.basename(path)
+def validate(path: str, rel: str | None = None) -> str | None:
+    """None if asv loads ``path`` as the kind of file its name says; else why not.
+
+    ``rel``: the store path the file stands for (its name and machine), if not ``path``'s own.
+    """
+    rel = rel or path
+    name = os.path.basename(rel)
     try:
         if name == "machine.json":
             data = asv_util.load_json(path, api_version=Machine.api_version)
@@ -159,7 +309,7 @@ def validate(path: str) -> str | None:
         elif name == "benchmarks.json":
             asv_util.load_json(path, api_version=Benchmarks.api_version)
         else:
-            machine = os.path.basename(os.path.dirname(path))
+            machine = os.path.basename(os.path.dirname(rel))
             Results.load(path, machine_name=machine)
     except Exception as exc:  # any way asv can fail to read it disqualifies it
         return f"{type(exc).__name__}: {exc}"
@@ -187,6 +337,17 @@ def read_result(path: str, machine: str) -> StoredResult:
         env_name=res.env_name,
         failed=tuple(failed),
     )
+
+
+def lost_result(rel: str, machine: str) -> tuple[str, str] | None:
+    """(short commit hash, python X.Y) of a lost result file of ``machine``, else None."""
+    match = re.fullmatch(rf"{re.escape(machine)}/([0-9a-f]{{8}})-.*py(\d+\.\d+).*\.json", rel)
+    return (match[1], match[2]) if match else None
+
+
+def _is_owned(rel: str) -> bool:
+    parts = rel.split(os.sep)
+    return rel.endswith(".json") and (parts == ["benchmarks.json"] or len(parts) == 2)
 
 
 def _is_result_file(path: str) -> bool:
