@@ -7,7 +7,8 @@
     python tools/bench.py run [ARGS]      `asv run ARGS` on every configured Python found
                                           (e.g. `run ALL --steps 10`, `run main~5..main`)
     python tools/bench.py pythons         which configured Pythons exist here, which are missing
-    python tools/bench.py asv ARGS        any asv command (publish, preview, continuous, compare)
+    python tools/bench.py asv ARGS        any asv command (publish, preview, continuous, compare);
+                                          preview serves on 127.0.0.1 only
 
 asv is run from the repository root with a directory of ``pythonX.Y`` links to
 real interpreters first on PATH (see tools/interpreter.py), so pyenv shims that
@@ -16,9 +17,12 @@ do not resolve never reach asv's virtualenv plugin.
 
 from __future__ import annotations
 
+import argparse
+import functools
+import http.server
+import importlib
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -31,6 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
 
 import interpreter  # noqa: E402
+import machine as asv_machine  # noqa: E402
 import progress  # noqa: E402
 
 
@@ -64,9 +69,14 @@ def html_dir(args: list[str] = ()) -> Path:
     return REPO / asv_conf().get("html_dir", "html")
 
 
-def machine_name() -> str:
-    """The machine asv files results under: this host's name, as ``asv machine`` records it."""
-    return platform.uname().node
+def machine_name(args: list[str] = ()) -> str:
+    """The machine asv files results under: ``--machine`` in ``args``, else this host's name."""
+    for i, arg in enumerate(args):
+        if arg.startswith("--machine="):
+            return arg.split("=", 1)[1]
+        if arg == "--machine" and i + 1 < len(args):
+            return args[i + 1]
+    return asv_machine.host_name()
 
 
 def _importable(*modules: str) -> bool:
@@ -216,15 +226,55 @@ def publish(found: dict[str, interpreter.Interpreter], args: list[str] = ()) -> 
     return 0
 
 
-def ensure_machine() -> None:
-    """Record this machine's description once, non-interactively (asv asks otherwise)."""
-    if Path("~/.asv-machine.json").expanduser().exists():
-        return
-    print("bench: $ asv machine --yes  (describes this machine in ~/.asv-machine.json)", flush=True)
-    proc = subprocess.run([sys.executable, "-m", "asv", "machine", "--yes"], cwd=REPO,
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    if proc.returncode != 0:
-        raise BenchError(f"`asv machine --yes` failed:\n{proc.stdout}{proc.stderr}")
+def preview(args: list[str]) -> int:
+    """Serve the published site on 127.0.0.1 only; ``asv preview`` listens on every interface."""
+    parser = argparse.ArgumentParser(prog="bench.py asv preview",
+                                     description="Serve the site to this machine only.")
+    parser.add_argument("--port", "-p", type=int, default=0, help="port (default 8080, else any)")
+    parser.add_argument("--browser", "-b", action="store_true", help="open it in a browser")
+    parser.add_argument("--html-dir", "-o", help="the site (default: html_dir of asv.conf.json)")
+    opts = parser.parse_args(args)
+    site = REPO / opts.html_dir if opts.html_dir else html_dir()
+    if not (site / "index.html").is_file():
+        raise BenchError(f"no site in {site}: publish one first (python tools/bench.py)")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    ports = [opts.port] if opts.port else [8080, 0]  # 0: any free port
+    for port in ports:
+        try:
+            httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+            break
+        except OSError as exc:
+            if port == ports[-1]:
+                raise BenchError(f"cannot serve on 127.0.0.1:{port}: {exc}") from None
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/"
+    print(f"bench: serving {site} at {url} (this machine only; Ctrl-C stops)", flush=True)
+    if opts.browser:
+        import webbrowser
+
+        webbrowser.open(url)
+    try:
+        httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        httpd.server_close()
+    return 0
+
+
+def ensure_machine(args: list[str] = ()) -> None:
+    """Make sure ~/.asv-machine.json describes the machine results are filed under.
+
+    asv would file them under another name when the file holds a single entry
+    of another machine (a copied file); bench.py always names the machine.
+    """
+    importlib.invalidate_caches()  # asv may have been installed by this process
+    name = machine_name(args)
+    try:
+        _entry, created = asv_machine.ensure_entry(name)
+    except Exception as exc:  # an unreadable file: say which, do not guess
+        raise BenchError(f"cannot read ~/.asv-machine.json ({exc}); fix or remove it") from None
+    if created:
+        print(f"bench: described this machine as {name!r} in ~/.asv-machine.json", flush=True)
 
 
 def head_range() -> str:
@@ -267,7 +317,9 @@ def new_results(since: float) -> list[Path]:
 
 def run_asv(args: list[str], found: dict[str, interpreter.Interpreter]) -> int:
     """``asv run ARGS`` with a console that talks; then where the results went."""
-    machine = machine_name()
+    machine = machine_name(args)
+    if not any(a == "--machine" or a.startswith("--machine=") for a in args):
+        args = ["--machine", machine, *args]  # never the name of another machine's entry
     print(f"bench: machine {machine!r} (asv's description in ~/.asv-machine.json)", flush=True)
     start, wall = time.monotonic(), time.time()
     console = progress.AsvConsole(results_dir(), machine, na_explanation())
@@ -291,7 +343,7 @@ def run_job(versions: list[str], run_args: list[str], publish_site: bool) -> int
     ensure_asv()
     found = find_pythons(versions)
     print("bench: " + target_root_note(), flush=True)
-    ensure_machine()
+    ensure_machine(run_args)
     py_args = [f"--python={v}" for v in versions if v in found]
     rc = run_asv([*py_args, *run_args], found)
     if publish_site and publish(found) != 0:
@@ -329,14 +381,16 @@ def main(argv: list[str]) -> int:
                 raise BenchError(f"python{missing[0]} was asked for and is not installed")
             ensure_asv()
             print("bench: " + target_root_note(), flush=True)
-            ensure_machine()
+            ensure_machine(rest)
             return run_asv(rest, found)
         if py:
             ensure_asv()
-            ensure_machine()
+            ensure_machine(rest)
             return run_asv(rest, {})
         return run_job(versions, rest, publish_site=False)
     if command == "asv":
+        if rest[:1] == ["preview"]:
+            return preview(rest[1:])
         ensure_asv()
         found = interpreter.discover(versions)
         if rest[:1] == ["publish"]:

@@ -1,0 +1,67 @@
+"""tools/bench.py: the machine results are filed under, and a preview only this machine sees."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tools"))
+
+import bench  # noqa: E402
+
+HOST = platform.uname().node
+
+
+def test_results_are_filed_under_this_host_even_with_another_machines_file(tmp_path, monkeypatch,
+                                                                            capsys):
+    """A ~/.asv-machine.json copied from another machine: asv alone would file under its name."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    other = {"machine": "other-box", "os": "Linux", "arch": "x86_64", "cpu": "elsewhere",
+             "num_cpu": "64", "ram": "1"}
+    (tmp_path / ".asv-machine.json").write_text(json.dumps({"other-box": other, "version": 1}))
+    calls = []
+    monkeypatch.setattr(bench, "asv", lambda args, found, console=None: calls.append(args) or 0)
+
+    bench.ensure_machine([])
+    bench.run_asv(["--python=3.11", "HEAD^!"], {})
+    out = capsys.readouterr().out
+    assert f"described this machine as {HOST!r}" in out
+    assert f"machine {HOST!r}" in out
+    assert calls == [["run", "--machine", HOST, "--python=3.11", "HEAD^!"]]
+    entries = json.loads((tmp_path / ".asv-machine.json").read_text())
+    assert entries["other-box"] == other  # left as it was
+    assert entries[HOST]["machine"] == HOST and entries[HOST]["num_cpu"]  # this host, described
+
+    calls.clear()  # a name given by the user is kept, and its entry made
+    bench.ensure_machine(["--machine", "named"])
+    bench.run_asv(["--machine", "named", "HEAD^!"], {})
+    assert calls == [["run", "--machine", "named", "HEAD^!"]]
+    assert "named" in json.loads((tmp_path / ".asv-machine.json").read_text())
+
+
+def test_preview_listens_on_loopback_only(tmp_path):
+    (tmp_path / "index.html").write_text("<p>site</p>")
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "tools" / "bench.py"), "asv", "preview", "--port", "0",
+         "--html-dir", str(tmp_path)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert "this machine only" in line, line
+        url = line.split(" at ", 1)[1].split()[0]
+        assert url.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(url + "index.html", timeout=10) as reply:
+            assert reply.read() == b"<p>site</p>"
+        listening = [c.laddr.ip for c in psutil.Process(proc.pid).net_connections(kind="inet")
+                     if c.status == psutil.CONN_LISTEN]
+        assert listening == ["127.0.0.1"], listening
+    finally:
+        proc.kill()
+        proc.wait()
