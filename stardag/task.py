@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import pickle
 import sys
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, Mapping, TypeVar, Union
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, ForwardRef, Generic, Mapping, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, SerializeAsAny, WrapValidator
 
@@ -168,7 +168,8 @@ class Task(BaseModel):
         return (_rebuild, (_flatten(self),))
 
 
-TaskStruct = Union[Task, list["TaskStruct"], tuple["TaskStruct", ...], dict[str, "TaskStruct"]]
+_Struct = ForwardRef("TaskStruct", module=__name__)  # resolvable from any module (typing.get_type_hints)
+TaskStruct = Union[Task, list[_Struct], tuple[_Struct, ...], dict[str, _Struct]]
 """What ``requires()`` returns: a task, or nested lists, tuples and dicts of tasks."""
 
 register_task_type(Task, lambda task: {"__stardag_task_id__": task.__pydantic_private__["_task_id"]})

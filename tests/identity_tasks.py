@@ -103,6 +103,18 @@ class Point(BaseModel):
     y: float = 0.0
 
 
+class Box(BaseModel):
+    """A model holding any value: nests models in the property tests."""
+
+    v: Any = None
+
+
+class FrozenBox(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    v: Any = None
+
+
 class Value(AutoTask[str]):
     """One parameter of any type: what the property tests vary."""
 
