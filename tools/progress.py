@@ -74,6 +74,7 @@ class AsvConsole:
         self.running = ""  # the benchmark asv works on now
         self.running_since = 0.0
         self.bench_start = 0.0  # when the first benchmark started
+        self.last_done_at = 0.0  # when the last one finished
         self.units: dict[str, str] = {}
         self.weights: dict[str, float] = {}
         self.weights_are_seconds = False
@@ -118,6 +119,7 @@ class AsvConsole:
         if step and step.group("status"):
             name = step.group("name")
             self.done.append(name)
+            self.last_done_at = self.clock()
             self.running = ""
             self.unit = self.units.get(name, "")
             if self.unit not in ("", "seconds", "bytes"):
@@ -175,17 +177,27 @@ class AsvConsole:
             return {}
 
     def left_s(self) -> float | None:
-        """Seconds the rest of the run should take, or None before there is a basis."""
+        """Seconds the rest of the run should take, or None before there is a basis.
+
+        The pace (seconds per unit of weight) comes from the benchmarks finished so far;
+        the one running is expected to take its weight's worth, and what it has already
+        taken is counted off, so the estimate falls while a long benchmark runs.
+        """
         if not self.total or not self.weights:
             return None
         cycle = sum(self.weights.values())
         n_cycles = self.total / max(len(self.weights), 1)
         done_w = sum(self.weights.get(n, 0.0) for n in self.done)
         left_w = max(cycle * n_cycles - done_w, 0.0)
-        elapsed = self.clock() - self.bench_start if self.bench_start else 0.0
-        if done_w > 0 and elapsed > 0:
-            return left_w * elapsed / done_w  # the pace so far, on this machine, today
-        return left_w if self.weights_are_seconds else None
+        if done_w > 0 and self.last_done_at > self.bench_start:
+            pace = (self.last_done_at - self.bench_start) / done_w  # this machine, today
+        elif self.weights_are_seconds:
+            pace = 1.0
+        else:
+            return None
+        running_w = self.weights.get(self.running, 0.0) if self.running else 0.0
+        spent = self.clock() - (self.running_since if self.running else self.clock())
+        return pace * max(left_w - running_w, 0.0) + max(pace * running_w - spent, 0.0)
 
     # -- the voice -----------------------------------------------------------------------
 
@@ -195,7 +207,8 @@ class AsvConsole:
         if self.total:
             parts.insert(0, f"{len(self.done)}/{self.total} benchmarks done")
             left = self.left_s()
-            parts.append(f"about {duration(left)} left" if left is not None else "estimating what is left")
+            parts.append(f"about {duration(left)} left" if left is not None
+                         else "time left known after the first benchmark")
             if self.running:
                 parts.append(f"now {self.running} ({duration(now - self.running_since)})")
         else:

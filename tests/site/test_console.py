@@ -69,7 +69,8 @@ def test_silence_is_filled_with_progress_done_of_total_elapsed_and_what_is_left(
     clock.now += 2
     con.tick()
     status = out.getvalue().splitlines()[-1]
-    assert status.startswith("bench: 0/3 benchmarks done, 11 s elapsed, about 1 min 01 s left")
+    # expected: 61 s in all, 20 s of them for the one running, 11 s of which have gone
+    assert status.startswith("bench: 0/3 benchmarks done, 11 s elapsed, about 50 s left")
     assert f"now {TIME} (11 s)" in status
     feed(con, "                ok\n")
     assert out.getvalue().splitlines()[-1].startswith(f"[ 0.00%] ··· {TIME}")  # asv's line stays whole
@@ -77,8 +78,8 @@ def test_silence_is_filled_with_progress_done_of_total_elapsed_and_what_is_left(
     clock.now += 10
     con.tick()
     status = out.getvalue().splitlines()[-1]
-    # 21 s of the expected 61 s are done after 21 s: the 40 s left should take 40 s
-    assert status.startswith("bench: 2/3 benchmarks done, 21 s elapsed, about 40 s left")
+    # 21 s of the expected 61 s took 11 s: the 40 s left should take about 21 s
+    assert status.startswith("bench: 2/3 benchmarks done, 21 s elapsed, about 21 s left")
 
 
 def test_without_earlier_results_the_estimate_follows_the_pace_by_parameter_cases(tmp_path):
@@ -86,12 +87,22 @@ def test_without_earlier_results_the_estimate_follows_the_pace_by_parameter_case
     feed(con, HEADER + f"[ 0.00%] ··· {TIME}")
     clock.now += 10
     con.tick()
-    assert "estimating what is left" in out.getvalue()
+    assert "time left known after the first benchmark" in out.getvalue()
     clock.now += 10
-    feed(con, " ok\n")  # 4 of 10 cases after 20 s
+    feed(con, " ok\n")  # 4 of 10 cases after 20 s: 5 s a case
     clock.now += 10
-    con.tick()  # 30 s for 4 cases so far: 6 to go take 45 s
-    assert "1/3 benchmarks done, 30 s elapsed, about 45 s left" in out.getvalue().splitlines()[-1]
+    con.tick()  # the 6 cases to go take 30 s
+    assert "1/3 benchmarks done, 30 s elapsed, about 30 s left" in out.getvalue().splitlines()[-1]
+
+
+def test_the_estimate_falls_while_a_long_benchmark_runs(tmp_path):
+    con, out, clock = console(tmp_path, durations={TIME: 20.0, EFFICIENCY: 1.0, OVERHEAD: 40.0})
+    feed(con, HEADER + f"[ 0.00%] ··· {TIME}")
+    left = []
+    for _ in range(4):
+        clock.now += 10
+        left.append(con.left_s())
+    assert left == sorted(left, reverse=True) and left[-1] >= 41  # never below what is still queued
 
 
 def test_setting_up_says_so(tmp_path):

@@ -160,7 +160,8 @@ class _Page:
                      f"<td class='text {said.split()[0]}'>{_e(said)}</td></tr>")
         self.add("</table>")
 
-    def case_table(self, section: Section, rows: list[CaseRow], unit: str, floor: bool) -> None:
+    def case_table(self, section: Section, rows: list[CaseRow], unit: str, floor: bool,
+                   qualified: bool = False) -> None:
         configs = list(dict.fromkeys(c for r in rows for c in r.values))
         self.add("<table><tr><th>case</th>" + ("<th>floor</th>" if floor else "")
                  + "".join(f"<th>{_e(c or 'value')}</th>" for c in configs) + "</tr>")
@@ -169,7 +170,8 @@ class _Page:
             link = graph_link(bench, section.newest, **row.case)
             cells = "".join(f"<td>{fmt(row.values.get(c, math.nan), unit)}</td>" for c in configs)
             floor_cell = f"<td>{fmt(row.floor, unit)}</td>" if floor else ""
-            self.add(f'<tr><td><a href="{_e(link)}">{_e(row.label)}</a></td>{floor_cell}{cells}</tr>')
+            label = row.qualified_label if qualified else row.label
+            self.add(f'<tr><td><a href="{_e(link)}">{_e(label)}</a></td>{floor_cell}{cells}</tr>')
         self.add("</table>")
 
     def overheads(self, section: Section) -> None:
@@ -190,7 +192,7 @@ class _Page:
         self.add("<h3>Instruction counts</h3>",
                  "<p>Deterministic: instructions counted by cachegrind, unmoved by the machine's "
                  "load.</p>")
-        self.case_table(section, rows, "instructions", floor=False)
+        self.case_table(section, rows, "instructions", floor=False, qualified=True)
 
     def trends(self, section: Section) -> None:
         start = len(self.out)
@@ -211,7 +213,7 @@ class _Page:
         for row in section.instructions[:MAX_INSTRUCTION_PLOTS]:
             bench = self.results.benchmarks[row.bench]
             self.plot(section, f"instructions-{row.bench}-{row.label}",
-                      f"{row.bench.rsplit('.', 1)[-1]}: {row.label}", "instructions",
+                      f"instructions: {row.qualified_label}", "instructions",
                       graph_link(bench, section.newest, **row.case),
                       history(section.runs, bench, **row.case))
         if len(self.out) == mark:

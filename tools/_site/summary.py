@@ -50,6 +50,12 @@ class CaseRow:
     def label(self) -> str:
         return " ".join(self.case.values()) or self.bench.rsplit(".", 1)[-1]
 
+    @property
+    def qualified_label(self) -> str:
+        """The label with the benchmark's class: cases of two classes can read the same."""
+        owner = self.bench.split(".")[-2] if self.bench.count(".") >= 2 else self.bench
+        return f"{owner} {self.label}" if self.case else owner
+
 
 @dataclass
 class Section:
