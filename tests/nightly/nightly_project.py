@@ -148,6 +148,8 @@ class TinyProject:
 
     def env(self, **extra: str) -> dict[str, str]:
         env = dict(os.environ, HOME=str(self.home), **extra)
+        # the site's npm tarballs: fetched once into the real cache, not once per HOME
+        env.setdefault("STARDAG_BENCH_CACHE", str(Path.home() / ".cache" / "stardag-bench"))
         env.pop("PYTHONHASHSEED", None)
         return env
 

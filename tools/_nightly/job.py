@@ -36,6 +36,7 @@ from _nightly.lock import LockError, RunLock, prepare_private_dir
 from _nightly.regression import compare_to_baseline, merge, read_regressions, write_report
 from _nightly.site import DeployError
 from _nightly.store import ResultStore, StoredResult, StoreError, lost_result, validate
+from _site import finish_site
 
 EXIT_OK = 0
 EXIT_FAILURES = 1  # some commit did not build or some benchmark failed; site published
@@ -424,6 +425,11 @@ def _publish(asv, publish_conf, opts, state, log_path) -> str:
     if asv.call(publish_conf, "publish", "--no-pull", "--html-dir", out) != 0:
         shutil.rmtree(out, ignore_errors=True)
         raise RuntimeError(f"asv publish failed; the deployed site is unchanged; see {log_path}")
+    finished = finish_site(out, opts.results_dir)  # offline libraries, overview page
+    for line in finished.lines:
+        log.info("site: %s", line)
+    for problem in finished.problems:  # the site is complete either way, with a notice
+        log.warning("site: %s", problem)
     return out
 
 

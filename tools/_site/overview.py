@@ -25,6 +25,7 @@ PAGE = "overview.html"
 PLOT_DIR = "overview"
 MAX_TREND_COMMITS = 60
 MAX_INSTRUCTION_PLOTS = 12
+FAST_EFFICIENCY = 1.05  # above this an efficiency says more about the machine than the build
 
 _STYLE = """
 body { font: 14px/1.45 sans-serif; margin: 0 24px 40px; color: #222; max-width: 1200px; }
@@ -127,7 +128,8 @@ class _Page:
                 t, eff = row.times.get(c, math.nan), row.efficiencies.get(c, math.nan)
                 link = graph_link(bench, section.newest, scenario=row.scenario)
                 cls = ' class="win"' if c == row.winner else ""
-                eff_text = f"<br><span class='eff'>eff {eff:.2f}</span>" if finite(eff) else ""
+                eff_text = (f"<br><span class='eff'>eff {eff:.2f}{'*' if eff > FAST_EFFICIENCY else ''}</span>"
+                            if finite(eff) else "")
                 cells.append(f'<td{cls} style="background:{efficiency_colour(eff)}">'
                              f'<a href="{_e(link)}">{fmt(t, "seconds")}</a>{eff_text}</td>')
             winner = row.winner
@@ -138,6 +140,12 @@ class _Page:
                 winner = f"{_e(winner)}{margin}"
             self.add(f"<tr><td>{_e(row.scenario)}</td>{''.join(cells)}<td class='text'>{winner or 'n/a'}</td></tr>")
         self.add("</table>")
+        if any(finite(e) and e > FAST_EFFICIENCY for r in rows for e in r.efficiencies.values()):
+            self.add("<p class='small'>* Above 1: faster than the ideal, so the machine ran faster "
+                     "during the build than when its speed was measured for the ideal (a shared or "
+                     "throttled machine): read that number with care.</p>")
+        self.add("<p class='small'>n/a: skipped, not failed (the commit lacks the configuration, or "
+                 "the case is outside the suite's budget); failed: the benchmark raised.</p>")
 
     def claims(self, section: Section) -> None:
         self.add("<h3>The upstream recommendations against this data</h3>",
@@ -178,12 +186,11 @@ class _Page:
         rows = [r for r in section.overheads if any(finite(v) for v in r.values.values())]
         if not rows:
             return
-        unit = self.results.benchmarks[rows[0].bench].unit
-        self.add("<h3>Build overhead per task</h3>",
+        self.add("<h3>Build overhead per task (µs)</h3>",
                  "<p>Light tasks: the build's time minus the floor (each task's <code>run()</code> in a "
                  "plain loop: the work plus one write), per task. n/a: skipped (the process pool and "
                  "Dask cannot use in-memory targets; a configuration's budget cap).</p>")
-        self.case_table(section, rows, unit, floor=True)
+        self.case_table(section, rows, "us", floor=True)  # the heading says per task
 
     def instructions(self, section: Section) -> None:
         rows = [r for r in section.instructions if any(finite(v) for v in r.values.values())]

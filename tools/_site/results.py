@@ -166,7 +166,7 @@ def load(results_dir: Path, html_dir: Path | None = None) -> Results:
     for machine, path in _result_files(results_dir):
         try:
             runs.append(_read_run(machine, path, order, benchmarks))
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            problems.append(f"{path}: {err}")
+        except (OSError, ValueError, KeyError, TypeError) as err:  # relative: the page is public
+            problems.append(f"{path.relative_to(results_dir)}: {err}")
     runs.sort(key=lambda r: r.order)
     return Results(benchmarks=benchmarks, runs=runs, problems=problems)
