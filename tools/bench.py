@@ -308,9 +308,9 @@ def _python_args(args: list[str]) -> list[str]:
     return named
 
 
-def new_results(since: float) -> list[Path]:
-    """Result files of this machine written since ``since`` (a time.time())."""
-    folder = results_dir() / machine_name()
+def new_results(machine: str, since: float) -> list[Path]:
+    """Result files of ``machine`` written since ``since`` (a time.time())."""
+    folder = results_dir() / machine
     return sorted(p for p in folder.glob("*.json")
                   if p.name != "machine.json" and p.stat().st_mtime >= since)
 
@@ -325,7 +325,7 @@ def run_asv(args: list[str], found: dict[str, interpreter.Interpreter]) -> int:
     console = progress.AsvConsole(results_dir(), machine, na_explanation())
     rc = asv(["run", *args], found, console)
     print(f"bench: asv run took {progress.duration(time.monotonic() - start)}", flush=True)
-    written = new_results(wall)
+    written = new_results(machine, wall)
     if written:
         print(f"bench: results of machine {machine!r} in {written[0].parent}:", flush=True)
         for path in written:
