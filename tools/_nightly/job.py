@@ -2,7 +2,7 @@
 
 Order of work, each step safe to interrupt at any point:
 private state dir -> lock -> watchdog, leftovers of the last run stopped -> log
--> noise control -> deploy dir claimed -> checkout verified, main fast-forwarded
+-> noise control -> checkout verified -> deploy dir claimed -> main fast-forwarded
 from --remote, main's tip exported -> interpreters -> asv machine entry ->
 results store repaired -> for each new commit (newest first) and Python:
 ``asv run`` into an empty staging dir, move the finished files into the store,
@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import ctypes
 import datetime
-import json
 import logging
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -26,14 +24,11 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from asv.results import Results
-
 import machine as asv_machine
-from _nightly import checkout, environment, reaper, runlog, site
+from _nightly import checkout, environment, reaper, report, runlog, site
 from _nightly.checkout import CheckoutError
-from _nightly.git import GitError, ancestors, first_parent_commits, git, has_remote
+from _nightly.git import GitError, first_parent_commits, git, has_remote
 from _nightly.lock import LockError, RunLock, prepare_private_dir
-from _nightly.regression import compare_to_baseline, merge, read_regressions, write_report
 from _nightly.site import DeployError
 from _nightly.store import ResultStore, StoredResult, StoreError, lost_result, validate
 from _site import finish_site
@@ -189,7 +184,7 @@ def _run(opts: Options, state: _Run, lock_fd: int, log_path: str) -> int:
     stored = store.results(opts.machine)
     todo, tips = _select_commits(stored, opts, bench_repo, branches, pythons, store.lost())
     deadline = None if opts.max_hours is None else time.monotonic() + opts.max_hours * 3600
-    unreported = _Unreported(opts.state_dir)
+    unreported = report.Unreported(opts.state_dir)
     for i, (commit, missing) in enumerate(todo):
         if deadline is not None and time.monotonic() > deadline:
             log.warning("time budget of %g h used up: %d commit(s) left for the next run",
@@ -217,7 +212,7 @@ def _run(opts: Options, state: _Run, lock_fd: int, log_path: str) -> int:
         return EXIT_FAILURES
 
     out = _publish(asv, publish_conf, opts, state, log_path)
-    regressions = _report(out, opts, bench_repo, store, stored, unreported, state)
+    regressions = report.write(out, opts, bench_repo, store, stored, unreported, state)
     _deploy(out, opts, bench_repo, remote, state)
     unreported.clear()  # tonight's report is out: these results are no longer new
 
@@ -322,97 +317,9 @@ def _complete_store(asv, run_conf, store, staging, tip, pythons, env_type, machi
                  "-E", f"{env_type}:{pythons[0]}", f"HASHFILE:{hashfile}")
         store.install(staging, opts.machine, with_benchmarks_json=True)
     machine_json = os.path.join(store.path, opts.machine, "machine.json")
-    if store.results(opts.machine) and validate(machine_json) is not None:
+    if os.path.isdir(os.path.dirname(machine_json)) and validate(machine_json) is not None:
         store.write_machine_json(opts.machine, machine_info)
     store.commit("restore benchmarks.json / machine.json")
-
-
-class _Unreported:
-    """Results committed to the store whose report has not been published yet.
-
-    A run killed between its last commit and the switch of the site would
-    otherwise lose that night's compare check for good: the next run has
-    nothing new to benchmark. So the results wait here (``STATE/unreported.json``,
-    store-relative paths) until a report including them is deployed.
-    """
-
-    def __init__(self, state_dir: str) -> None:
-        self.path = os.path.join(state_dir, "unreported.json")
-        try:
-            with open(self.path, encoding="utf-8") as f:
-                self.rels: list[str] = list(json.load(f))
-        except (OSError, ValueError):
-            self.rels = []
-
-    def add(self, store_path: str, results: list[StoredResult]) -> None:
-        self.rels += [os.path.relpath(r.path, store_path) for r in results]
-        tmp = self.path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(sorted(set(self.rels)), f)
-        os.replace(tmp, self.path)
-
-    def clear(self) -> None:
-        self.rels = []
-        if os.path.exists(self.path):
-            os.remove(self.path)
-
-
-def _report(out, opts, bench_repo, store, stored, unreported, state):
-    """Compare tonight's results (and any an interrupted run left unreported); write the report."""
-    tonight = {r.path for r in state.benchmarked}
-    earlier = [r for r in stored if os.path.relpath(r.path, store.path) in unreported.rels
-               and r.path not in tonight]
-    if earlier:
-        log.warning("the report of %d result(s) was interrupted in an earlier run: "
-                    "comparing them now", len(earlier))
-    fresh = state.benchmarked + earlier
-    new_commits = {r.commit_hash for r in fresh}
-    compared = _compare(fresh, stored + state.benchmarked, store.path, opts, bench_repo)
-    regressions = merge(compared, read_regressions(out, new_commits))
-    header = (
-        f"stardag nightly {state.stamp}, machine {opts.machine}: "
-        f"{len({r.commit_hash for r in state.benchmarked})} commit(s) benchmarked in this run, "
-        f"{sum(r.new for r in regressions)} new regression(s)"
-    ) + environment.load_note(state.loads)
-    report = write_report(out, regressions, header)
-    for line in report.rstrip().splitlines():
-        (log.warning if any(r.new for r in regressions) else log.info)("report: %s", line)
-    _write_summary(out, opts, state, regressions)
-    return regressions
-
-
-def _compare(fresh, stored, results_dir, opts, bench_repo):
-    """``asv compare`` of each fresh result against its nearest benchmarked ancestor.
-
-    ``stored``: every result of the machine, this run's included.
-    """
-    by_env = {(r.commit_hash, r.env_name): r for r in stored}
-    units = _units(results_dir)
-    found = []
-    lineage: dict[str, list[str]] = {}  # one git rev-list per commit, not per Python
-    for new in fresh:
-        if new.commit_hash not in lineage:
-            lineage[new.commit_hash] = ancestors(bench_repo, new.commit_hash,
-                                                 limit=opts.max_commits * 10)
-        for parent in lineage[new.commit_hash]:
-            base = by_env.get((parent, new.env_name))
-            if base is not None:
-                graph = {"machine": opts.machine, "python": new.python}
-                found += compare_to_baseline(
-                    Results.load(new.path, opts.machine), Results.load(base.path, opts.machine),
-                    graph, units, opts.compare_factor,
-                )
-                break
-    return found
-
-
-def _units(results_dir: str) -> dict[str, str]:
-    try:
-        with open(os.path.join(results_dir, "benchmarks.json"), encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return {}
-    return {k: v.get("unit", "") for k, v in data.items() if isinstance(v, dict)}
 
 
 def _publish(asv, publish_conf, opts, state, log_path) -> str:
@@ -442,35 +349,6 @@ def _deploy(out, opts, bench_repo, remote, state) -> None:
     else:
         line = site.switch(opts.deploy_dir, out)
     log.info("%s", line)
-
-
-def _write_summary(out, opts, state, regressions) -> None:
-    """``nightly.json``: this run, for scripts; no local paths (the site is public)."""
-    summary = {
-        "run": state.stamp,
-        "machine": opts.machine,
-        "benchmarked": [
-            {"commit": r.commit_hash, "python": r.python, "failed": list(r.failed)}
-            for r in state.benchmarked
-        ],
-        "problems": [_public(p, opts) for p in state.problems],
-        "new_regressions": sum(r.new for r in regressions),
-        "load_1min": [min(state.loads), max(state.loads)] if state.loads else None,
-        "n_cpus": os.cpu_count(),
-    }
-    with open(os.path.join(out, "nightly.json"), "w", encoding="utf-8") as f:
-        json.dump(summary, f, indent=2)
-
-
-def _public(text: str, opts: Options) -> str:
-    """``text`` with this machine's paths replaced by names a reader of the site can place."""
-    places = [(opts.results_dir, "RESULTS"), (opts.log_dir, "STATE/logs"),
-              (opts.state_dir, "STATE"), (opts.repo, "REPO"),
-              (opts.deploy_dir or "", "DEPLOY"), (os.path.expanduser("~"), "~")]
-    for path, name in sorted(places, key=lambda p: -len(p[0])):
-        if len(path) > 1:
-            text = re.sub(re.escape(path) + r"(?![\w.-])", name, text)
-    return text
 
 
 class _Asv:
