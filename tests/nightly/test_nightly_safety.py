@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -127,3 +128,26 @@ def test_main_is_fetched_from_the_configured_remote_only(project, tmp_path):
     out = check_run(job.run("--remote", "fork"))
     assert "fast-forwarded" in out and "from fork" in out
     assert set(job.stored_results()) == {first, newer}
+
+
+def test_state_results_and_log_dirs_the_job_does_not_own_are_refused_untouched(project, tmp_path):
+    """The job deletes and chmods in its state dir (staging/, code/...): never in someone's."""
+    project.commit("c0")
+    mine = tmp_path / "mine"
+    (mine / "code").mkdir(parents=True)
+    (mine / "code" / "work.py").write_text("the operator's")
+    (mine / "staging").mkdir()
+    mine.chmod(0o755)
+    before = snapshot(mine)
+
+    out = check_run(project.run(state=mine), code=2)
+    assert "holds files the nightly job did not make" in out and "left untouched" in out
+    out = check_run(project.run("--log-dir", str(mine)), code=2)
+    assert "holds files the nightly job did not make" in out
+    out = check_run(project.run("--results-dir", str(project.repo)), code=2)  # the checkout
+    assert "not a results store" in out
+    out = check_run(project.run("--results-dir", str(mine)), code=2)
+    assert "not a results store" in out
+    assert snapshot(mine) == before and stat.S_IMODE(mine.stat().st_mode) == 0o755
+    assert project.git("status", "--porcelain") == ""  # the checkout: nothing added
+    assert not (project.repo / ".git" / "index.lock").exists()

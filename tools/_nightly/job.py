@@ -92,11 +92,12 @@ def run(opts: Options) -> int:
     os.umask(0o077)  # state, logs, lock, results: this user's only; the site is made readable
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     stamp = f"{stamp}-{os.getpid()}"
-    notes = [prepare_private_dir(opts.state_dir)]
+    notes = [prepare_private_dir(opts.state_dir, lambda names: "nightly.lock" in names)]
     with RunLock(os.path.join(opts.state_dir, "nightly.lock"), stamp) as lock:
+        notes.append(prepare_private_dir(opts.log_dir, lambda names: all(
+            n.startswith("nightly-") and n.endswith(".log") for n in names)))
         reaper.mark(stamp)  # everything started from here on carries the run's stamp
         watchdog = reaper.start_watchdog(stamp)
-        notes.append(prepare_private_dir(opts.log_dir))
         log_path = runlog.open_log(opts.log_dir, stamp, opts.quiet)
         started = time.monotonic()
         state = _Run(stamp=stamp)

@@ -22,6 +22,7 @@ import os
 import stat
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from _nightly import reaper
 
@@ -34,15 +35,32 @@ class LockError(Exception):
     """The lock or the state directory cannot be used safely; the message says why and what to do."""
 
 
-def prepare_private_dir(path: str) -> str | None:
-    """Create ``path`` as a 0700 directory of this user, or make it one; a note if changed."""
-    os.makedirs(path, mode=0o700, exist_ok=True)
+def prepare_private_dir(path: str, is_mine: Callable[[list[str]], bool]) -> str | None:
+    """Create ``path`` as a 0700 directory of this user, or make it one; a note if changed.
+
+    An existing directory is tightened only when it is the job's: empty, or
+    ``is_mine(its entries)``. Anything else (someone's files, /tmp, a home) is
+    refused untouched: the job would delete and chmod in there.
+    """
+    try:
+        os.mkdir(path, 0o700)
+        return None
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        os.makedirs(path, mode=0o700)
+        return None
     st = os.stat(path)
     if not stat.S_ISDIR(st.st_mode):
         raise LockError(f"{path!r} is not a directory")
     if st.st_uid != os.geteuid():
         raise LockError(f"{path!r} belongs to uid {st.st_uid}, not to this user "
                         f"(uid {os.geteuid()}); run the job as its owner or choose another")
+    names = os.listdir(path)
+    if names and not is_mine(names):
+        shown = ", ".join(sorted(names)[:5]) + (", ..." if len(names) > 5 else "")
+        raise LockError(f"{path!r} holds files the nightly job did not make ({shown}); it is "
+                        "left untouched: give the job a directory of its own (new or empty)")
     if stat.S_IMODE(st.st_mode) != 0o700:
         os.chmod(path, 0o700)
         return f"{path}: permissions {stat.S_IMODE(st.st_mode):o} tightened to 700"

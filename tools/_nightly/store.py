@@ -79,6 +79,7 @@ class ResultStore:
         ``.git`` is then stale and removed.
         """
         found = Repairs()
+        self._check_is_store()
         if not os.path.isdir(os.path.join(self.path, ".git")):
             os.makedirs(self.path, exist_ok=True)
             git(self.path, "init", "--quiet")
@@ -102,6 +103,27 @@ class ResultStore:
         if self.commit("recover results left uncommitted by an interrupted run or a repair"):
             found.notes.append("committed what an interrupted run or a repair left uncommitted")
         return found
+
+    def _check_is_store(self) -> None:
+        """Refuse a directory that is not a results store: the job moves and commits in there.
+
+        A store is new, empty, or a git repository that tracks asv results only
+        (``benchmarks.json``, ``<machine>/*.json``; ``.git*`` and ``README*`` files aside).
+        """
+        if not os.path.isdir(self.path) or not os.listdir(self.path):
+            return
+        if not os.path.isdir(os.path.join(self.path, ".git")):
+            raise StoreError(f"--results-dir {self.path!r} holds files and is no git repository: "
+                             "not a results store; give it a new or empty directory")
+        tracked = git(self.path, "ls-files").splitlines()
+        other = [rel for rel in tracked if not _is_owned(rel)
+                 and not os.path.basename(rel).startswith((".git", "README"))]
+        if other:
+            raise StoreError(
+                f"--results-dir {self.path!r} is a git repository tracking files other than asv "
+                f"results ({', '.join(other[:3])}...): not a results store; nothing in it is "
+                "touched. Give it a new or empty directory, or a clone of a results repository"
+            )
 
     def _abort_unfinished(self) -> list[str]:
         """Abort a merge, rebase, cherry-pick or revert left in progress; never commit its markers."""
