@@ -92,7 +92,9 @@ def run(opts: Options) -> int:
     os.umask(0o077)  # state, logs, lock, results: this user's only; the site is made readable
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     stamp = f"{stamp}-{os.getpid()}"
-    notes = [prepare_private_dir(opts.state_dir, lambda names: "nightly.lock" in names)]
+    # The job's: it holds the lock file, or only a results store made ready for a first run.
+    notes = [prepare_private_dir(opts.state_dir,
+                                 lambda names: "nightly.lock" in names or names == ["results"])]
     with RunLock(os.path.join(opts.state_dir, "nightly.lock"), stamp) as lock:
         notes.append(prepare_private_dir(opts.log_dir, lambda names: all(
             n.startswith("nightly-") and n.endswith(".log") for n in names)))
