@@ -413,7 +413,7 @@ def make_target(root: str, relpath: str, serializer: Serializer,
     if is_memory_root(root):
         return InMemoryTarget(root, relpath + serializer.suffix, serializer, owner)
     return LocalTarget(os.path.join(root, relpath + serializer.suffix), serializer, owner,
-                       os.path.join(root, TMP_DIR))
+                       f"{root}{os.sep}{TMP_DIR}")
 
 
 # -- temporary files -------------------------------------------------------------
@@ -424,13 +424,16 @@ _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL
 
 
 def _create_temporary(path: str, tmp_dir: str | None) -> tuple[int, str]:
-    """A new temporary file for ``path``: ``(fd, name)``, named ``<file>.tmp-<pid>-<n>@<host>``."""
-    directory = tmp_dir or os.path.dirname(path)
-    tmp = os.path.join(directory, f"{os.path.basename(path)}.tmp-{os.getpid()}-{next(_counter)}@{_HOST}")
+    """A new temporary file for ``path``: ``(fd, name)``, named ``<file>.tmp-<pid>-<n>@<host>``.
+
+    String operations, not os.path's functions: this runs once per write.
+    """
+    suffix = f".tmp-{os.getpid()}-{next(_counter)}@{_HOST}"
+    tmp = f"{tmp_dir}{os.sep}{path.rpartition(os.sep)[2]}{suffix}" if tmp_dir else path + suffix
     try:
         fd = os.open(tmp, _CREATE, 0o644)
     except FileNotFoundError:
-        os.makedirs(directory, exist_ok=True)
+        os.makedirs(os.path.dirname(tmp), exist_ok=True)
         fd = os.open(tmp, _CREATE, 0o644)
     return fd, tmp
 
