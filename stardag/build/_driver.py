@@ -47,18 +47,33 @@ MAX_RERUNS = 1000
 _BY_CLASS = (DefaultExecutionModeSelector.__call__, _SequentialSelector.__call__)
 
 
+# The longest the driver blocks on worker threads before it looks at the event
+# loop again (a Ctrl-C that only cancels the build's task is seen then).
+_POLL_S = 0.5
+
+
 class _Inbox:
     """Outcomes waiting for the driver.
 
-    Executors on the loop's thread append to ``items``; worker threads put on
-    ``threaded`` and wake the loop only while the driver awaits it. When only
-    threads have work in flight and the driver owns its loop, it blocks on
-    ``threaded`` directly: a thread hand-off, not a trip through the selector.
+    Executors on the loop's thread append to ``items``; other threads append to
+    ``threaded`` and ring. While the driver awaits the loop, a ring wakes the
+    loop. When only threads have work in flight and the driver owns its loop, it
+    blocks on a bell instead (a thread hand-off, not a trip through the
+    selector), and is ``lazy``: an outcome posted as not urgent (a task done,
+    its worker busy with the next one) does not ring. The driver hears of it
+    with the next urgent one, at the latest when the thread pool's queue runs
+    dry; that is soon enough, as the tasks it would dispatch meanwhile could only
+    start after those already queued. Each ring costs a hand-off of the GIL to
+    the driver and back: on CPU-bound tasks, one per task cost more than the
+    contention between the worker threads themselves.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.items: collections.deque[tuple] = collections.deque()
-        self.threaded: queue.SimpleQueue[tuple] = queue.SimpleQueue()
+        self.threaded: collections.deque[tuple] = collections.deque()  # appended by any thread
+        self.lazy = False
+        self._bell: queue.SimpleQueue[None] = queue.SimpleQueue()
+        self._rung = False  # a token is in the bell, not yet taken
         self._loop = loop
         self._waiter: asyncio.Future | None = None
         self._awaiting = False
@@ -70,13 +85,25 @@ class _Inbox:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def post_threadsafe(self, outcome: tuple) -> None:
-        self.threaded.put(outcome)
-        # The put comes before the flag test, and the driver sets the flag before
-        # it last looks at the queue: one of the two always sees the other.
-        if self._awaiting and not self._wake_pending:
-            self._wake_pending = True
+    def post_threadsafe(self, outcome: tuple, urgent: bool = True) -> None:
+        self.threaded.append(outcome)
+        # The append comes before the flag tests, and the driver sets a flag
+        # before it last looks at ``threaded``: one of the two sees the other.
+        if self._awaiting:
+            if not self._wake_pending:
+                self._wake_pending = True
+                self._loop.call_soon_threadsafe(self._wake)
+        elif (urgent or not self.lazy) and not self._rung:
+            self._rung = True
+            self._bell.put(None)
+
+    def wake(self) -> None:
+        """Wake the driver wherever it waits (any thread, or a signal handler)."""
+        self._bell.put(None)
+        try:
             self._loop.call_soon_threadsafe(self._wake)
+        except RuntimeError:  # the loop is closed: nothing waits
+            pass
 
     def _wake(self) -> None:
         self._wake_pending = False
@@ -85,14 +112,14 @@ class _Inbox:
             waiter.set_result(None)
 
     def drain_threaded(self) -> None:
-        threaded = self.threaded
-        while not threaded.empty():
-            self.items.append(threaded.get_nowait())
+        threaded, items = self.threaded, self.items
+        while threaded:
+            items.append(threaded.popleft())
 
     async def wait(self) -> None:
         self._awaiting = True
         try:
-            if self.items or not self.threaded.empty():
+            if self.items or self.threaded:
                 return
             self._waiter = self._loop.create_future()
             await self._waiter
@@ -101,11 +128,19 @@ class _Inbox:
             self._waiter = None
 
     async def wait_threads(self) -> None:
-        """Block for a thread's outcome, yielding to the loop now and then (Ctrl-C)."""
+        """Block until a worker thread rings, yielding to the loop every ``_POLL_S``."""
+        self.lazy = True
         try:
-            self.items.append(self.threaded.get(timeout=0.05))
-        except queue.Empty:
-            await asyncio.sleep(0)
+            if self.items or self.threaded:
+                return
+            try:
+                self._bell.get(timeout=_POLL_S)
+            except queue.Empty:
+                await asyncio.sleep(0)
+            else:
+                self._rung = False  # before the loop drains ``threaded``
+        finally:
+            self.lazy = False
 
 
 def _short_cycle(task_ids: list[str], tasks: dict[str, Task]) -> str:
