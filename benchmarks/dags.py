@@ -4,8 +4,14 @@ Static DAGs (work per task from the workload):
 
 - ``tree``: 15 tasks, 8 leaves -> 4 middle -> 2 intermediate -> 1 root.
 - ``flat``: 33 tasks, 32 leaves -> 1 root (high concurrency).
+- ``flat_many``: 101 tasks, 100 leaves -> 1 root.
+- ``flat_17``: 17 tasks, 16 leaves -> 1 root (the file read/write scenario).
 - ``heavy``: 5 tasks, 4 leaves -> 1 root (the heavy CPU scenario).
-- ``dynamic``: 11 IO tasks; the root needs 2 tasks that each yield 4 leaves at run time.
+
+Dynamic DAGs (leaves found at run time):
+
+- ``dynamic_flat``: 9 tasks; the root yields its 8 leaves itself (the seed's shape).
+- ``dynamic_nested``: 11 tasks; the root needs 2 tasks that each yield 4 leaves.
 
 Light scaling families (100 to 100,000 tasks): ``fan_in`` (n - 1 leaves -> 1 root)
 and ``chain`` (each task needs the previous one).
@@ -73,17 +79,30 @@ def tree(cls: type) -> Dag:
     return b.dag("tree", (level[0],))
 
 
-def fan_in(cls: type, n_tasks: int, name: str = "fan_in") -> Dag:
-    """``n_tasks - 1`` independent leaves, then one root that needs them all."""
+def fan_in(cls: type, n_tasks: int, name: str = "fan_in", **params: Any) -> Dag:
+    """``n_tasks - 1`` independent leaves, then one root that needs them all.
+
+    ``params`` go to every task (e.g. ``sleep_duration``).
+    """
     b = _Builder()
-    leaves = tuple(b.add(cls(index=i)) for i in range(n_tasks - 1))
-    root = b.add(cls(deps=leaves, index=n_tasks - 1), leaves)
+    leaves = tuple(b.add(cls(index=i, **params)) for i in range(n_tasks - 1))
+    root = b.add(cls(deps=leaves, index=n_tasks - 1, **params), leaves)
     return b.dag(name, (root,))
 
 
 def flat(cls: type) -> Dag:
     """33 tasks: 32 leaves that can all run at once, 1 root."""
     return fan_in(cls, 33, name="flat")
+
+
+def flat_many(cls: type, **params: Any) -> Dag:
+    """101 tasks: 100 leaves, 1 root."""
+    return fan_in(cls, 101, name="flat_many", **params)
+
+
+def flat_17(cls: type) -> Dag:
+    """17 tasks: 16 leaves, 1 root."""
+    return fan_in(cls, 17, name="flat_17")
 
 
 def heavy(cls: type) -> Dag:
@@ -100,7 +119,15 @@ def chain(cls: type, n_tasks: int) -> Dag:
     return b.dag("chain", (prev,))
 
 
-def dynamic(dynamic_cls: type, root_cls: type, n_middle: int = 2, n_leaves: int = 4) -> Dag:
+def dynamic_flat(dynamic_cls: type, n_leaves: int = 8) -> Dag:
+    """A root that yields its ``n_leaves`` leaves when run: ``n_leaves + 1`` tasks."""
+    b = _Builder()
+    root = dynamic_cls(index=0, n_leaves=n_leaves)
+    leaves = tuple(b.add(leaf) for leaf in root.leaves())
+    return b.dag("dynamic_flat", (b.add(root, leaves),))
+
+
+def dynamic_nested(dynamic_cls: type, root_cls: type, n_middle: int = 2, n_leaves: int = 4) -> Dag:
     """A root over ``n_middle`` tasks that each yield ``n_leaves`` leaves when run."""
     b = _Builder()
     middles = []
@@ -110,7 +137,7 @@ def dynamic(dynamic_cls: type, root_cls: type, n_middle: int = 2, n_leaves: int 
         middles.append(b.add(middle, leaves))
     middles_t = tuple(middles)
     root = b.add(root_cls(deps=middles_t, index=0), middles_t)
-    return b.dag("dynamic", (root,))
+    return b.dag("dynamic_nested", (root,))
 
 
 def light_class(async_tasks: bool) -> type:

@@ -5,13 +5,19 @@ schedule on ``slots`` parallel workers is Hu's: at each step run the ready tasks
 farthest from the end of the graph. It is optimal for in-trees such as ours, and
 a lower bound for any DAG. With one slot it is the total work; with unlimited
 slots it is the critical path.
+
+The work of one task is known for sleeps, measured for hashing (the SHA-256
+speed at hand), and for light and file work taken as the floor: the tasks'
+``run()`` called one after another in a plain loop, with no scheduler.
 """
 
 from __future__ import annotations
 
 import heapq
+import inspect
 import time
-from typing import Sequence
+import timeit
+from typing import Any, Sequence
 
 
 def ideal_steps(deps: Sequence[Sequence[int]], slots: int) -> int:
@@ -61,3 +67,35 @@ def seconds_per_sha256() -> float:
         sha256_chain(CPU_ITERATIONS)
         best = min(best, time.perf_counter() - start)
     return best / CPU_ITERATIONS
+
+
+def run_floor(dag: Any, root: str) -> float:
+    """Seconds to call every task's ``run()`` in dependency order under ``root``."""
+    from stardag.target import target_root
+
+    with target_root(root):
+        start = timeit.default_timer()
+        for task in dag.tasks:
+            task.run()
+        return timeit.default_timer() - start
+
+
+def floor_seconds_per_task(dag: Any, repeat: int = 5) -> float:
+    """One task's work on this machine, now: its ``run()`` with no scheduler (best of ``repeat``).
+
+    Tasks whose ``run()`` yields dynamic dependencies are left out: a generator
+    does nothing until a build drives it. Each round writes under a fresh
+    root of the benchmark storage, removed afterwards.
+    """
+    from benchmarks.common import RootPool
+    from benchmarks.dags import Dag
+
+    plain = tuple(t for t in dag.tasks if not inspect.isgeneratorfunction(type(t).run))
+    if not plain:
+        raise ValueError(f"DAG {dag.name!r} has no task whose run() does the work itself")
+    sub = Dag(dag.name, (), plain, tuple(() for _ in plain))
+    roots = RootPool("file")
+    try:
+        return min(run_floor(sub, roots.fresh()) for _ in range(repeat)) / len(plain)
+    finally:
+        roots.clear()

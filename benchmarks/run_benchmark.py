@@ -43,7 +43,9 @@ def run_scenarios(names: list[str]) -> list[dict]:
     for name in names:
         scenario = SCENARIOS[name]
         for config in configuration.CONFIGURATIONS.values():
-            dag = scenario.make_dag(config.async_tasks)
+            if not scenario.runs_under(config.name):
+                continue
+            dag = scenario.dag_for(config)
             roots = RootPool("file")
             try:
                 runs = measure_builds(config, dag, roots)
