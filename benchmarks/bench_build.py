@@ -115,12 +115,6 @@ class FileIO(_Scenario):
 
 
 class DynamicDeps(_Scenario):
-    """Tasks found at run time.
+    """Tasks found at run time, in the seed's shape: the root yields its 8 leaves (IO, CPU, light work)."""
 
-    ``*_dynamic_flat`` (the seed's shape): the root yields its 8 leaves, for IO,
-    CPU and light work. ``io_dynamic_nested``: the root needs 2 tasks that each
-    yield 4 IO leaves, so two yielding tasks run at once.
-    """
-
-    params = [["io_dynamic_flat", "cpu_dynamic_flat", "light_dynamic_flat", "io_dynamic_nested"],
-              configuration.NAMES]
+    params = [["io_dynamic_flat", "cpu_dynamic_flat", "light_dynamic_flat"], configuration.NAMES]

@@ -8,10 +8,7 @@ Static DAGs (work per task from the workload):
 - ``flat_17``: 17 tasks, 16 leaves -> 1 root (the file read/write scenario).
 - ``heavy``: 5 tasks, 4 leaves -> 1 root (the heavy CPU scenario).
 
-Dynamic DAGs (leaves found at run time):
-
-- ``dynamic_flat``: 9 tasks; the root yields its 8 leaves itself (the seed's shape).
-- ``dynamic_nested``: 11 tasks; the root needs 2 tasks that each yield 4 leaves.
+- ``dynamic_flat``: 9 tasks; the root yields its 8 leaves when it runs (the seed's shape).
 
 Light scaling families (100 to 100,000 tasks): ``fan_in`` (n - 1 leaves -> 1 root)
 and ``chain`` (each task needs the previous one).
@@ -125,19 +122,6 @@ def dynamic_flat(dynamic_cls: type, n_leaves: int = 8) -> Dag:
     root = dynamic_cls(index=0, n_leaves=n_leaves)
     leaves = tuple(b.add(leaf) for leaf in root.leaves())
     return b.dag("dynamic_flat", (b.add(root, leaves),))
-
-
-def dynamic_nested(dynamic_cls: type, root_cls: type, n_middle: int = 2, n_leaves: int = 4) -> Dag:
-    """A root over ``n_middle`` tasks that each yield ``n_leaves`` leaves when run."""
-    b = _Builder()
-    middles = []
-    for m in range(n_middle):
-        middle = dynamic_cls(index=m + 1, n_leaves=n_leaves)
-        leaves = tuple(b.add(leaf) for leaf in middle.leaves())
-        middles.append(b.add(middle, leaves))
-    middles_t = tuple(middles)
-    root = b.add(root_cls(deps=middles_t, index=0), middles_t)
-    return b.dag("dynamic_nested", (root,))
 
 
 def light_class(async_tasks: bool) -> type:

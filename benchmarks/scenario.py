@@ -117,8 +117,6 @@ def _scenarios() -> tuple[Scenario, ...]:
         Scenario("io_flat_hybrid", "io", "flat", lambda a: dags.flat(_io(a)), io,
                  hybrid=True, configurations=("thread_pool",)),
         Scenario("io_dynamic_flat", "io", "dynamic_flat", lambda a: dags.dynamic_flat(_dyn_io(a)), io),
-        Scenario("io_dynamic_nested", "io", "dynamic_nested",
-                 lambda a: dags.dynamic_nested(_dyn_io(a), _io(a), n_leaves=4), io),
         Scenario("cpu_tree", "cpu", "tree", lambda a: dags.tree(_cpu(a))),
         Scenario("cpu_flat", "cpu", "flat", lambda a: dags.flat(_cpu(a))),
         Scenario("cpu_dynamic_flat", "cpu", "dynamic_flat", lambda a: dags.dynamic_flat(_dyn_cpu(a))),

@@ -191,7 +191,7 @@ if AutoTask is not None:
         n_leaves: int = 8
 
         def leaves(self) -> tuple[IOBoundTask, ...]:
-            return tuple(IOBoundTask(index=self.index * 100 + i) for i in range(self.n_leaves))
+            return tuple(IOBoundTask(index=i) for i in range(self.n_leaves))
 
         def run(self):
             yield self.leaves()
@@ -199,7 +199,7 @@ if AutoTask is not None:
 
     class AsyncDynamicIOTask(DynamicIOTask):
         def leaves(self) -> tuple[IOBoundTask, ...]:
-            return tuple(AsyncIOBoundTask(index=self.index * 100 + i) for i in range(self.n_leaves))
+            return tuple(AsyncIOBoundTask(index=i) for i in range(self.n_leaves))
 
         async def run_aio(self):
             yield self.leaves()
@@ -211,7 +211,7 @@ if AutoTask is not None:
         n_leaves: int = 8
 
         def leaves(self) -> tuple[CPUBoundTask, ...]:
-            return tuple(CPUBoundTask(index=self.index * 100 + i) for i in range(self.n_leaves))
+            return tuple(CPUBoundTask(index=i) for i in range(self.n_leaves))
 
         def run(self):
             yield self.leaves()
@@ -219,7 +219,7 @@ if AutoTask is not None:
 
     class AsyncDynamicCPUTask(DynamicCPUTask):
         def leaves(self) -> tuple[CPUBoundTask, ...]:
-            return tuple(AsyncCPUBoundTask(index=self.index * 100 + i) for i in range(self.n_leaves))
+            return tuple(AsyncCPUBoundTask(index=i) for i in range(self.n_leaves))
 
         async def run_aio(self):
             yield self.leaves()
@@ -231,7 +231,7 @@ if AutoTask is not None:
         n_leaves: int = 8
 
         def leaves(self) -> tuple[LightTask, ...]:
-            return tuple(LightTask(index=self.index * 100 + i) for i in range(self.n_leaves))
+            return tuple(LightTask(index=i) for i in range(self.n_leaves))
 
         def run(self):
             yield self.leaves()
@@ -239,7 +239,7 @@ if AutoTask is not None:
 
     class AsyncDynamicLightTask(DynamicLightTask):
         def leaves(self) -> tuple[LightTask, ...]:
-            return tuple(AsyncLightTask(index=self.index * 100 + i) for i in range(self.n_leaves))
+            return tuple(AsyncLightTask(index=i) for i in range(self.n_leaves))
 
         async def run_aio(self):
             yield self.leaves()

@@ -185,7 +185,6 @@ def test_efficiency_alone_times_a_build_of_its_own(tmp_path):
 @pytest.mark.parametrize("name, n_tasks, slots, steps", [
     ("io_dynamic_flat", 9, 4, 3),  # 8 leaves in 2 rounds of 4, then the root
     ("io_dynamic_flat", 9, 64, 2),
-    ("io_dynamic_nested", 11, 4, 4),  # 8 leaves, then 2 middles, then the root
     ("io_flat_many", 101, 4, 26),
     ("io_flat_many", 101, 64, 3),
     ("file_io_heavy", 17, 2, 9),
