@@ -3,7 +3,7 @@
 ``auto_namespace`` at the top, a declared ``task_id: str`` label on every task,
 dependencies as ``tuple[stardag.SubClass[stardag.Task], ...]``, ``requires() ->
 stardag.TaskStruct``, outputs written and read through ``output().open()`` and
-``open_aio()``. Importable, so process-pool and Dask workers load it;
+``open_aio()`` (``"w"`` and ``"r"``). Importable, so process-pool and Dask workers load it;
 :func:`dag` builds a small DAG of every kind here, :func:`expected` says what
 its root's output must be.
 """
@@ -78,6 +78,22 @@ class Expand(sd.AutoTask[dict]):
             with leaf.output().open("r") as f:
                 total += json.load(f)["value"]
         self.output().save({"task_id": self.task_id, "value": total})
+
+
+class Report(sd.AutoTask[str]):
+    """Reads any task's output through ``open_aio("r")`` and writes one line about it."""
+
+    task_id: str
+    source: sd.SubClass[sd.Task]
+
+    def requires(self) -> sd.TaskStruct:
+        return self.source
+
+    async def run_aio(self) -> None:
+        async with self.source.output().open_aio("r") as f:
+            data = json.loads(await f.read())
+        async with self.output().open_aio("w") as f:
+            await f.write(json.dumps(f"{data['task_id']}={data['value']}"))
 
 
 def dag(async_leaf: bool = True, fail: bool = False) -> Combine:
