@@ -84,6 +84,13 @@ def parse_args(argv: list[str] | None = None) -> Options:
                    help="asv compare factor for tonight's commits vs their benchmarked "
                         "ancestor: slower by more than this and statistically different "
                         "(default 1.5, see README 'nightly' for the noise measured)")
+    p.add_argument("--max-confirm", type=int, default=10,
+                   help="candidate regressions measured again, interleaved with their baseline, "
+                        "per run; the rest wait for the next run (default 10)")
+    p.add_argument("--confirm-rounds", type=int, default=6,
+                   help="rounds of that measurement, the two commits alternating (default 6)")
+    p.add_argument("--confirm-minutes", type=float, default=60.0,
+                   help="start no new confirmation after this many minutes (default 60)")
     p.add_argument("--quiet", action="store_true",
                    help="stderr gets warnings and errors only (the log keeps everything)")
     p.add_argument("--fail-on-regression", action="store_true",
@@ -93,6 +100,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
         p.error("--max-commits must be at least 1")
     if os.path.isabs(a.config) or a.config.split(os.sep)[0] == "..":
         p.error(f"--config {a.config!r}: give the config's path inside the repository")
+    if a.max_confirm < 0 or a.confirm_rounds < 2:
+        p.error("--max-confirm must be at least 0 and --confirm-rounds at least 2")
     repo = os.path.abspath(a.repo)
     state = os.path.abspath(a.state_dir)
     return Options(
@@ -115,6 +124,9 @@ def parse_args(argv: list[str] | None = None) -> Options:
         threads=a.threads,
         regression_threshold=a.regression_threshold,
         compare_factor=a.compare_factor,
+        max_confirm=a.max_confirm,
+        confirm_rounds=a.confirm_rounds,
+        confirm_minutes=a.confirm_minutes,
         fetch=not a.no_fetch,
         branch=a.branch,
         remote=a.remote,

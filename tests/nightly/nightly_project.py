@@ -81,6 +81,38 @@ class TimeTiny:
         tinypkg.work()
 '''
 
+# With TinyProject(counted=True): tinypkg.work()'s instructions per call,
+# counted by Valgrind as the slope between 1 and 3 calls (as the suite's
+# benchmarks/bench_cost.py counts, with no site import: a short start).
+_COUNTED_BENCH = r'''import os
+import re
+import subprocess
+import sys
+import sysconfig
+
+_CODE = "import sys; sys.path.insert(0, {lib!r}); import tinypkg\nfor _ in range({k}): tinypkg.work()"
+
+
+class CountTiny:
+    timeout = 300
+
+    def track_instructions_per_call(self):
+        lib = sysconfig.get_paths()["purelib"]
+        counts = []
+        for k in (1, 3):
+            proc = subprocess.run(
+                ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+                 sys.executable, "-S", "-c", _CODE.format(lib=lib, k=k)],
+                capture_output=True, text=True, env=dict(os.environ, PYTHONHASHSEED="0"))
+            found = re.search(r"I\s+refs:\s+([\d,]+)", proc.stderr)
+            if found is None:
+                raise RuntimeError(proc.stderr[-2000:])
+            counts.append(int(found.group(1).replace(",", "")))
+        return (counts[1] - counts[0]) / 2
+
+    track_instructions_per_call.unit = "instructions"
+'''
+
 # The build copies tinypkg.py into the virtualenv, and a .pth file makes this
 # interpreter's packages (distributed, stardag) importable there, for the
 # suite's Dask cluster that one test starts from a benchmark.
@@ -100,7 +132,8 @@ _UNINSTALL = (
 class TinyProject:
     """The test repository plus the state directory the job uses for it."""
 
-    def __init__(self, root: Path, env_dir: Path | None = None) -> None:
+    def __init__(self, root: Path, env_dir: Path | None = None, counted: bool = False,
+                 thresholds: dict[str, float] | None = None) -> None:
         self.root = root
         self.repo = root / "proj"
         self.state = root / "state"
@@ -112,6 +145,8 @@ class TinyProject:
         (self.repo / "benchmarks").mkdir()
         (self.repo / "benchmarks" / "__init__.py").write_text("")
         (self.repo / "benchmarks" / "bench_tiny.py").write_text(_BENCH)
+        if counted:
+            (self.repo / "benchmarks" / "bench_count.py").write_text(_COUNTED_BENCH)
         (self.repo / ".gitignore").write_text(".asv/\n")
         conf = {
             "version": 1, "project": "tiny", "repo": ".", "branches": ["main"],
@@ -124,7 +159,7 @@ class TinyProject:
             "uninstall_command": [_UNINSTALL],
             # A 4x slowdown must show, a few percent of run-to-run noise on a
             # shared machine must not (see README "nightly": thresholds).
-            "regressions_thresholds": {".*": 0.25},
+            "regressions_thresholds": thresholds or {".*": 0.25},
         }
         (self.repo / "asv.conf.json").write_text(json.dumps(conf, indent=1))
 

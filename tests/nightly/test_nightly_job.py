@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -17,7 +16,7 @@ from asv.results import Results
 
 sys.path.insert(0, str(Path(__file__).parent))  # also under --import-mode=importlib
 from nightly_project import (  # noqa: E402
-    BASE_N, MACHINE, PYTHON, ROOT, SLOWDOWN, TinyProject, check_run, env_dir, log_of_last_run,
+    MACHINE, PYTHON, ROOT, TinyProject, check_run, env_dir, log_of_last_run,
     project, published_text,
 )
 
@@ -212,33 +211,6 @@ def test_broken_commits_are_reported_without_stopping_or_losing_others(project):
     # Failures are recorded results: the next night does not retry them.
     out = check_run(project.run())
     assert "nothing new to benchmark" in out
-
-
-def test_regression_report_flags_the_slowed_commit_and_nothing_else(project):
-    # Same code (empty commits) benchmarked in three separate runs: identical
-    # code measured at different times must not look like a regression.
-    same = [project.commit("c0"), project.commit("c1", n=BASE_N)]
-    check_run(project.run())
-    for i in (2, 3):
-        same.append(project.commit(f"c{i}", n=BASE_N))
-        check_run(project.run("--fail-on-regression"))
-        assert "No regressions." in (project.site / "regressions.txt").read_text()
-        assert json.loads((project.site / "regressions.json").read_text()) == {"regressions": []}
-
-    slow = project.commit(f"{SLOWDOWN}x slower", n=SLOWDOWN * BASE_N)
-    after = project.commit("after, same speed", n=SLOWDOWN * BASE_N)
-    out = check_run(project.run("--fail-on-regression"), code=3)
-    report = (project.site / "regressions.txt").read_text()
-    rows = json.loads((project.site / "nightly-regressions.json").read_text())["regressions"]
-    flagged = [(r["benchmark"], r["commit_after"], r["new"]) for r in rows]
-    assert flagged == [(BENCH, slow, True)], report
-    assert SLOWDOWN / 3 < rows[0]["ratio"] < SLOWDOWN * 3, rows
-    assert f"..{slow[:8]}" in report and "slower" in report
-    assert "New regressions (1)" in out  # also in the log / stderr
-    assert after[:8] not in report
-
-    # Next night, nothing new: nothing new to alarm about.
-    check_run(project.run("--fail-on-regression"))
 
 
 def test_fetches_from_origin_and_publishes_to_gh_pages(project, tmp_path):

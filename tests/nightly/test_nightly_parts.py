@@ -10,6 +10,7 @@ import shutil
 import stat
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 from _nightly import site  # noqa: E402
 from _nightly.runlog import prune_logs  # noqa: E402
 from _nightly.lock import LockBusy, RunLock  # noqa: E402
-from _nightly.regression import format_report, read_regressions  # noqa: E402
+from _nightly.regression import CONFIRMED, format_report, read_regressions  # noqa: E402
 from nightly import _cpus  # noqa: E402
 
 
@@ -98,7 +99,8 @@ def test_report_reads_asv_regressions_with_commit_hashes(tmp_path):
         ("bench.T.track_y", h[1], h[3], False),
     ]
     assert rows[0].graph == {"branch": "main", "machine": "m1", "python": "3.11"}
-    text = format_report(rows, "header")
+    # Reported once the interleaved measurement confirms them (confirm.py).
+    text = format_report([replace(r, verdict=CONFIRMED) for r in rows], "header")
     assert "bench.T.time_x(10) [machine=m1, python=3.11, branch=main]: 3.00x slower" in text
     assert "(1.00s -> 3.00s)" in text
     assert rows[2].ratio is None

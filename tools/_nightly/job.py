@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 
 import machine as asv_machine
-from _nightly import checkout, environment, reaper, report, runlog, site
+from _nightly import checkout, confirm, environment, provenance, reaper, report, runlog, site
 from _nightly.checkout import CheckoutError
 from _nightly.git import GitError, first_parent_commits, git, has_remote
 from _nightly.lock import LockError, RunLock, prepare_private_dir
@@ -63,6 +63,9 @@ class Options:
     threads: int = 1
     regression_threshold: float | None = None
     compare_factor: float = 1.5
+    max_confirm: int = 10  # candidate regressions measured again per run (confirm.py)
+    confirm_rounds: int = 6
+    confirm_minutes: float | None = 60.0
     fetch: bool = True
     branch: str = "main"
     remote: str = "origin"
@@ -78,6 +81,7 @@ class _Run:
     problems: list[str] = field(default_factory=list)
     benchmarked: list[StoredResult] = field(default_factory=list)
     loads: list[float] = field(default_factory=list)  # 1-min load average around asv runs
+    settings: dict = field(default_factory=dict)  # what every stored result is labelled with
 
     def sample_load(self) -> None:
         self.loads.append(os.getloadavg()[0])
@@ -149,6 +153,8 @@ def _run(opts: Options, state: _Run, lock_fd: int, log_path: str) -> int:
              opts.branch, tip[:8], code)
 
     raw = environment.load_config(code, opts.config, opts.repo, opts.state_dir)
+    provenance.refuse_unclean(raw)  # smoke results never enter the store
+    state.settings = provenance.settings(opts, state.stamp, tip)
     bench_repo = raw["repo"]
     branches = raw.get("branches") or [opts.branch]
     for branch in branches:
@@ -215,13 +221,14 @@ def _run(opts: Options, state: _Run, lock_fd: int, log_path: str) -> int:
         return EXIT_FAILURES
 
     out = _publish(asv, publish_conf, opts, state, log_path)
-    regressions = report.write(out, opts, bench_repo, store, stored, unreported, state)
+    regressions = report.write(out, opts, bench_repo, store, stored, unreported, state,
+                               confirm.Job(asv.call, raw, env_type))
     _deploy(out, opts, bench_repo, remote, state)
     unreported.clear()  # tonight's report is out: these results are no longer new
 
     if state.problems:
         return EXIT_FAILURES
-    if opts.fail_on_regression and any(r.new for r in regressions):
+    if opts.fail_on_regression and any(r.alarm for r in regressions):
         return EXIT_REGRESSION
     return EXIT_OK
 
@@ -278,6 +285,7 @@ def _benchmark(asv, run_conf, store, staging, commit, python, env_type, is_tip, 
                     "--machine", opts.machine, "-E", f"{env_type}:{python}",
                     f"HASHFILE:{hashfile}")
     state.sample_load()
+    provenance.label(staging, opts.machine, state.settings, state.loads[-2:])
     try:
         # With no benchmarks.json yet, any discovery beats none; later only the
         # branch tip's list is taken, so an older commit cannot hide newer benchmarks.

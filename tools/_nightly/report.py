@@ -18,9 +18,10 @@ import re
 
 from asv.results import Results
 
-from _nightly import environment
+from _nightly import confirm, environment
 from _nightly.git import ancestors
-from _nightly.regression import compare_to_baseline, merge, read_regressions, write_report
+from _nightly.regression import (compare_to_baseline, merge, read_regressions, thresholds_of,
+                                 write_report)
 from _nightly.store import StoredResult
 
 log = logging.getLogger("nightly")
@@ -50,8 +51,8 @@ class Unreported:
             os.remove(self.path)
 
 
-def write(out, opts, bench_repo, store, stored, unreported, state):
-    """Compare tonight's results (and any an interrupted run left unreported); write the report."""
+def write(out, opts, bench_repo, store, stored, unreported, state, job: confirm.Job):
+    """Compare tonight's results (and any an interrupted run left unreported), confirm; report."""
     tonight = {r.path for r in state.benchmarked}
     earlier = [r for r in stored if os.path.relpath(r.path, store.path) in unreported.rels
                and r.path not in tonight]
@@ -60,21 +61,24 @@ def write(out, opts, bench_repo, store, stored, unreported, state):
                     "comparing them now", len(earlier))
     fresh = state.benchmarked + earlier
     new_commits = {r.commit_hash for r in fresh}
-    compared = compare(fresh, stored + state.benchmarked, store.path, opts, bench_repo)
-    regressions = merge(compared, read_regressions(out, new_commits))
+    thresholds = thresholds_of(job.raw, opts.regression_threshold)
+    compared = compare(fresh, stored + state.benchmarked, store.path, opts, bench_repo, thresholds)
+    candidates = merge(compared, read_regressions(out, new_commits, thresholds))
+    regressions = confirm.for_job(candidates, job, opts, bench_repo, stored + state.benchmarked,
+                                  state.stamp)
     header = (
         f"stardag nightly {state.stamp}, machine {opts.machine}: "
         f"{len({r.commit_hash for r in state.benchmarked})} commit(s) benchmarked in this run, "
-        f"{sum(r.new for r in regressions)} new regression(s)"
+        f"{sum(r.alarm for r in regressions)} new regression(s)"
     ) + environment.load_note(state.loads)
     report = write_report(out, regressions, header)
     for line in report.rstrip().splitlines():
-        (log.warning if any(r.new for r in regressions) else log.info)("report: %s", line)
+        (log.warning if any(r.alarm for r in regressions) else log.info)("report: %s", line)
     write_summary(out, opts, state, regressions)
     return regressions
 
 
-def compare(fresh, stored, results_dir, opts, bench_repo):
+def compare(fresh, stored, results_dir, opts, bench_repo, thresholds=None):
     """``asv compare`` of each fresh result against its nearest benchmarked ancestor.
 
     ``stored``: every result of the machine, this run's included.
@@ -93,7 +97,7 @@ def compare(fresh, stored, results_dir, opts, bench_repo):
                 graph = {"machine": opts.machine, "python": new.python}
                 found += compare_to_baseline(
                     Results.load(new.path, opts.machine), Results.load(base.path, opts.machine),
-                    graph, units, opts.compare_factor,
+                    graph, units, opts.compare_factor, thresholds,
                 )
                 break
     return found
@@ -118,7 +122,7 @@ def write_summary(out, opts, state, regressions) -> None:
             for r in state.benchmarked
         ],
         "problems": [public(p, opts) for p in state.problems],
-        "new_regressions": sum(r.new for r in regressions),
+        "new_regressions": sum(r.alarm for r in regressions),
         "load_1min": [min(state.loads), max(state.loads)] if state.loads else None,
         "n_cpus": os.cpu_count(),
     }
