@@ -203,6 +203,13 @@ def test_overview_shows_every_scenario_and_configuration_of_the_data(page, serve
     assert any(link.startswith("index.html#bench_build.") for link in links)
     full_page_screenshot(page, artifacts / "site-overview.png")
 
+    # a cell of the matrix opens asv's graph of that scenario, every configuration in it
+    page.find_element("css selector", "table td a").click()
+    wait_for(page, served,
+             "const p = window.jQuery && jQuery('#main-graph').data('plot');"
+             "return !!p && p.getData().length === arguments[0];",
+             "the graph behind the matrix's first cell", len(configurations(index)))
+
 
 def test_overview_reads_without_javascript(browser_paths, served, index):
     with site_support.start_chromium(*browser_paths, javascript=False) as driver:

@@ -13,6 +13,7 @@ import datetime
 import html
 import math
 import re
+import shutil
 from pathlib import Path
 from urllib.parse import quote
 
@@ -120,7 +121,7 @@ class _Page:
                  + "".join(f"<span class='swatch' style='background:{efficiency_colour(v)}'></span>{v:g}"
                            for v in (0, 0.25, 0.5, 0.75, 1)) + "</span></p>",
                  "<table><tr><th>scenario</th>" + "".join(f"<th>{_e(c)}</th>" for c in configs)
-                 + "<th>winner</th></tr>")
+                 + "<th class='text'>winner</th></tr>")
         for row in rows:
             bench = self.results.benchmarks[row.time_bench]
             cells = []
@@ -249,7 +250,8 @@ def write(site: Path, results: Results, sections: list[Section], title: str,
           notices: list[str], libraries: list[str]) -> Path:
     """Write ``overview.html`` (and its plots) into ``site``; return its path."""
     draw = plot.available()
-    (site / PLOT_DIR).mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(site / PLOT_DIR, ignore_errors=True)  # plots of an earlier publish go
+    (site / PLOT_DIR).mkdir(parents=True)
     configs = list(dict.fromkeys(c for s in sections for c in s.configurations))
     colours = {c: plot.PALETTE[i % len(plot.PALETTE)] for i, c in enumerate(configs)}
     page = _Page(site, results, colours, draw)
