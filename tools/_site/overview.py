@@ -126,7 +126,10 @@ class _Page:
             bench = self.results.benchmarks[row.time_bench]
             cells = []
             for c in configs:
-                t, eff = row.times.get(c, math.nan), row.efficiencies.get(c, math.nan)
+                if c not in row.times:  # the scenario's benchmark does not run it
+                    cells.append('<td title="not run for this scenario" class="muted">–</td>')
+                    continue
+                t, eff = row.times[c], row.efficiencies.get(c, math.nan)
                 link = graph_link(bench, section.newest, scenario=row.scenario)
                 cls = ' class="win"' if c == row.winner else ""
                 eff_text = (f"<br><span class='eff'>eff {eff:.2f}{'*' if eff > FAST_EFFICIENCY else ''}</span>"
@@ -146,7 +149,8 @@ class _Page:
                      "during the build than when its speed was measured for the ideal (a shared or "
                      "throttled machine): read that number with care.</p>")
         self.add("<p class='small'>n/a: skipped, not failed (the commit lacks the configuration, or "
-                 "the case is outside the suite's budget); failed: the benchmark raised.</p>")
+                 "the case is outside the suite's budget); failed: the benchmark raised; "
+                 "–: the suite does not run that scenario under that configuration.</p>")
 
     def claims(self, section: Section) -> None:
         self.add("<h3>The upstream recommendations against this data</h3>",
