@@ -216,6 +216,7 @@ def publish(found: dict[str, interpreter.Interpreter], args: list[str] = ()) -> 
     import _site
 
     site = html_dir(args)
+    print("bench: serving the libraries from the site, drawing the overview page", flush=True)
     report = _site.finish_site(site, results_dir())
     for line in report.lines:
         print(f"bench: {line}", flush=True)

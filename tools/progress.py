@@ -31,6 +31,7 @@ from typing import Callable, TextIO
 QUIET_S = 10.0
 _STEP = re.compile(r"^\[\s*(\d+(?:\.\d+)?)%\] ·+ (?P<name>[A-Za-z_][\w.]*\.(?:time|track|peakmem|mem|timeraw)_\w+)"
                    r"(?P<status>\s+\S.*)?$")
+_SETUP = re.compile(r"^\[\s*\d+(?:\.\d+)?%\] ·+ Setting up (?P<key>\S+)\s*$")  # a setup_cache
 _TOTAL = re.compile(r"Running (\d+) total benchmarks")
 _LONG_FLOAT = re.compile(r"(?<![\w.±])-?\d+\.\d{5,}(?:e[-+]?\d+)?(?![\w.])")
 _BIG_INT = re.compile(r"(?<![\w.±])\d{6,}(?![\w.])")
@@ -101,9 +102,12 @@ class AsvConsole:
 
     def _notice_start(self, partial: str) -> None:
         """asv writes a benchmark's name when it starts and the rest of the line when done."""
-        match = _STEP.match(partial.strip("\r"))
-        if match and not match.group("status") and match.group("name") != self.running:
-            self.running, self.running_since = match.group("name"), self.clock()
+        partial = partial.strip("\r")
+        match, setup = _STEP.match(partial), _SETUP.match(partial)
+        name = (match.group("name") if match and not match.group("status")
+                else f"the setup of {setup.group('key')}" if setup else "")
+        if name and name != self.running:
+            self.running, self.running_since = name, self.clock()
             if not self.bench_start:
                 self.bench_start = self.running_since
 
@@ -116,6 +120,8 @@ class AsvConsole:
         elif line.lstrip("· ").startswith(("Creating", "Building", "Installing", "Uninstalling")):
             self.phase = "setting up: " + line.lstrip("· ").split(" for ")[0].split(" into ")[0]
         step = _STEP.match(line)
+        if self.running.startswith("the setup of ") and "Setting up" in line:
+            self.running = ""  # its line is complete: asv wrote ok or failed
         if step and step.group("status"):
             name = step.group("name")
             self.done.append(name)

@@ -105,6 +105,18 @@ def test_the_estimate_falls_while_a_long_benchmark_runs(tmp_path):
     assert left == sorted(left, reverse=True) and left[-1] >= 41  # never below what is still queued
 
 
+def test_a_long_setup_cache_is_named_while_it_runs(tmp_path):
+    con, out, clock = console(tmp_path)
+    feed(con, HEADER + f"[ 0.00%] ··· {TIME}  ok\n[33.33%] ··· Setting up bench_cost:40")
+    clock.now += 10
+    con.tick()
+    assert out.getvalue().splitlines()[-1].endswith("now the setup of bench_cost:40 (10 s)")
+    feed(con, "     ok\n")
+    clock.now += 10
+    con.tick()
+    assert ", now " not in out.getvalue().splitlines()[-1]
+
+
 def test_setting_up_says_so(tmp_path):
     con, out, clock = console(tmp_path)
     feed(con, "· Creating environments\n·· Installing 1398ddc5 <main> into virtualenv-py3.11\n")
