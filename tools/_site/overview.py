@@ -177,11 +177,13 @@ class _Page:
                    qualified: bool = False) -> None:
         configs = list(dict.fromkeys(c for r in rows for c in r.values))
         self.add("<table><tr><th>case</th>" + ("<th>floor</th>" if floor else "")
-                 + "".join(f"<th>{_e(c or 'value')}</th>" for c in configs) + "</tr>")
+                 + "".join(f"<th>{_e(c or 'instructions' if unit == 'instructions' else c or 'value')}</th>"
+                         for c in configs) + "</tr>")
         for row in rows:
             bench = self.results.benchmarks[row.bench]
             link = graph_link(bench, section.newest, **row.case)
-            cells = "".join(f"<td>{fmt(row.values.get(c, math.nan), unit)}</td>" for c in configs)
+            cells = "".join(f"<td>{fmt(row.values[c], unit)}</td>" if c in row.values
+                            else '<td class="muted" title="not run under it">–</td>' for c in configs)
             floor_cell = f"<td>{fmt(row.floor, unit)}</td>" if floor else ""
             label = row.qualified_label if qualified else row.label
             self.add(f'<tr><td><a href="{_e(link)}">{_e(label)}</a></td>{floor_cell}{cells}</tr>')
@@ -204,7 +206,10 @@ class _Page:
         self.add("<h3>Instruction counts</h3>",
                  "<p>Deterministic: instructions counted by cachegrind, unmoved by the machine's "
                  "load.</p>")
-        self.case_table(section, rows, "instructions", floor=False, qualified=True)
+        per_config = [r for r in rows if "" not in r.values]
+        for group in (per_config, [r for r in rows if "" in r.values]):
+            if group:
+                self.case_table(section, group, "instructions", floor=False, qualified=True)
 
     def trends(self, section: Section) -> None:
         start = len(self.out)

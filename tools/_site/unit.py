@@ -16,7 +16,7 @@ def fmt(value: float | None, unit: str) -> str:
     if unit == "bytes":
         return f"{value / 1e6:.1f} MB"
     if unit == "instructions":
-        return f"{value / 1e6:,.2f} M" if abs(value) >= 1e5 else f"{value:,.0f}"
+        return f"{value:,.0f}"
     if unit.startswith(("us", "µs")):
         suffix = "/task" if "task" in unit else ""
         return f"{value:.1f} µs{suffix}" if abs(value) < 1000 else f"{value:,.0f} µs{suffix}"
