@@ -1,13 +1,26 @@
 """The ``dask`` configuration: sync tasks run on the workers of a Dask distributed cluster.
 
-The driver keeps deciding what is ready (dynamic dependencies, fail modes,
-skips); Dask only runs tasks. Each task is pickled here and submitted through a
-``distributed.Client``; a worker runs it under the process pool's contract
-(``_run_in_worker``): a task that yields dynamic dependencies which are not
-complete returns them, and runs again from the start once they are built.
-A plain success returns ``None``, so the future's result type alone tells the
-driver; other outcomes are fetched. Tasks with ``run_aio`` never come here:
-they run on the driver's event loop.
+The driver keeps deciding what is ready (discovery, completeness, dynamic
+dependencies, fail modes); Dask runs tasks and orders the ones handed over
+early. A task whose unmet dependencies all run on Dask is submitted at once,
+with their futures as Dask dependencies (the driver's pipelining), so a chain
+runs link after link on the workers without a round trip through the driver.
+If a dependency does not succeed, the task does not run: it comes back
+``BLOCKED`` and waits again in the driver.
+
+What a worker gets for a task is its own record (class, fields, id) with the
+tasks in its parameters as references; a referenced task that is a Dask future
+of this build arrives as that future's result (the task object itself, rebuilt
+where it ran), any other is sent along as records once. So the bytes shipped per
+task do not grow with the depth of the DAG. Submissions are batched: one
+``update-graph`` per turn of the driver's loop (``flush``).
+
+A worker runs a task under the process pool's contract (``_run_in_worker``): a
+task that yields dynamic dependencies which are not complete returns them, and
+runs again from the start once they are built. A plain success returns the task
+itself, so the future's result type tells the driver; other outcomes are
+fetched. Tasks with ``run_aio`` never come here: they run on the driver's
+event loop.
 
 The Client runs its own event loop in a thread (distributed's synchronous mode).
 One thread of ours takes finished futures from ``as_completed`` and posts their
@@ -23,6 +36,7 @@ that at start by a file written on one side and read on the other.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import importlib.util
@@ -37,8 +51,8 @@ from typing import Any, Callable
 
 from ..errors import StardagError, TargetError, TaskPicklingError, WorkerDiedError
 from ..target import get_target_root, set_target_root
-from ..task import Task
-from ._executors import FAILED, OK, _Executor, _run_in_worker, sendable, unsendable
+from ..task import Task, _flatten, _rebuild
+from ._executors import BLOCKED, FAILED, NOT_RUN, OK, _Executor, _run_in_worker, sendable, unsendable
 
 __all__ = ["DaskExecutor", "SchedulerUnreachableError", "local_cluster", "require_distributed"]
 
@@ -46,9 +60,12 @@ CONNECT_TIMEOUT_S = 5.0
 # For a LocalCluster we start: a task whose worker dies is tried on one more
 # worker, then fails with KilledWorker (Dask's default allows 3 deaths).
 ALLOWED_FAILURES = 1
-# Tasks in flight per worker thread: enough waiting at the scheduler that a
-# worker never idles for a round trip to the driver (measured: 2 is 2x slower).
-TASKS_PER_THREAD = 8
+# Tasks in flight at Dask. The whole DAG, as Dask's own ``client.get`` would send
+# it, unless it is larger: Dask orders the tasks (and, for ready ones beyond
+# twice its threads, queues them on its scheduler until a thread is free).
+# Measured: with the leaves of a fan-in sent in batches and its root after
+# them, Dask itself took 2-3x the CPU per task of one graph holding both.
+MAX_IN_FLIGHT = 100_000
 
 _INSTALL_HINT = "pip install 'stardag[dask]'"
 
@@ -97,12 +114,25 @@ def local_cluster(n_workers: int | None = None) -> Any:
         )
 
 
-def _run_on_worker(root: str, data: bytes) -> tuple[int, Any] | None:
-    """Run one task on a Dask worker: ``None`` for a plain success, else ``(kind, payload)``."""
+def _run_task(root: str, data: bytes, *deps: Any) -> Any:
+    """Run one task on a Dask worker: the task itself for a plain success, else ``(kind, payload[, task])``.
+
+    ``deps`` are the results of the task's Dask dependencies: the tasks its
+    records refer to, or an outcome that says one did not succeed (then the
+    task does not run: ``BLOCKED``).
+    """
     if root != get_target_root():
         set_target_root(root)
+    known: dict[str, Task] = {}
+    for dep in deps:
+        if isinstance(dep, Task):
+            known[dep.id] = dep
+        elif type(dep) is tuple and dep[0] == OK:  # a success that also reported complete yields
+            known[dep[2].id] = dep[2]
+        else:
+            return BLOCKED, None
     try:
-        task = pickle.loads(data)
+        task = _rebuild(pickle.loads(data), known)
     except Exception as exc:
         return FAILED, (TaskPicklingError(
             f"the task cannot be rebuilt on the Dask worker on {socket.gethostname()!r} "
@@ -113,8 +143,8 @@ def _run_on_worker(root: str, data: bytes) -> tuple[int, Any] | None:
         kind, payload = _run_in_worker(task)
     except BaseException as exc:  # SystemExit must fail the task, not the worker's thread
         kind, payload = FAILED, (exc, traceback.format_exc())
-    if kind == OK and not payload:  # payload: dynamic dependencies found complete
-        return None
+    if kind == OK:  # payload: dynamic dependencies found complete
+        return (OK, payload, task) if payload else task
     try:  # a round trip here, where the original error can still be described
         pickle.loads(pickle.dumps(payload, pickle.HIGHEST_PROTOCOL))
     except Exception as exc:
@@ -193,8 +223,23 @@ def _check_root(client: Any, root: str) -> None:
         )
 
 
+class _Submitted:
+    """A task sent to Dask: its future and the futures of its Dask dependencies."""
+
+    __slots__ = ("task", "future", "deps")
+
+    def __init__(self, task: Task, future: Any, deps: list[Any]):
+        self.task = task
+        self.future = future
+        self.deps = deps
+
+
 class DaskExecutor(_Executor):
     """Runs sync tasks on a Dask cluster: the one at ``address``, else a LocalCluster of its own.
+
+    The futures of tasks that succeeded are kept until the build ends: their
+    results (the tasks, on the workers that ran them) are what later tasks that
+    refer to them are built from.
 
     Raises (at creation):
         TargetError: a target root the workers cannot reach (the driver refuses in-memory ones).
@@ -209,7 +254,12 @@ class DaskExecutor(_Executor):
         self._root = get_target_root()  # the driver has refused an in-memory one
         self._address = address
         self._killed_worker = distributed.KilledWorker
-        self._futures: dict[str, tuple[Task, Any]] = {}
+        self._futures: dict[str, _Submitted] = {}  # by key, until the outcome is posted
+        # task id -> the future of its latest submission, while it runs or once it succeeded
+        self._alive: dict[str, Any] = {}
+        self._pending: list[tuple[Task, list[str]]] = []  # submitted, not yet flushed
+        self._dead: collections.deque[tuple[str, Any]] = collections.deque()  # futures to forget
+        self._cancelled: set[str] = set()
         self._prefix = uuid.uuid4().hex[:8]
         self._counter = itertools.count()
         self._cluster: Any = None
@@ -218,6 +268,8 @@ class DaskExecutor(_Executor):
         self._more = threading.Event()
         self._stopping = False
         self._waiter: threading.Thread | None = None
+        self.n_bytes_shipped = 0  # pickled task data sent to the scheduler
+        self.max_task_bytes = 0  # of the largest task sent
         try:
             self._client = self._connect(dask, distributed, address, n_workers)
             self._address = self._client.scheduler.address
@@ -234,7 +286,8 @@ class DaskExecutor(_Executor):
         except BaseException:
             self._close()
             raise
-        self.capacity = TASKS_PER_THREAD * n_threads
+        self.n_threads = n_threads
+        self.capacity = MAX_IN_FLIGHT
         self._done = distributed.as_completed(loop=self._client.loop)
         self._waiter = threading.Thread(target=self._wait, name="stardag-dask-outcomes", daemon=True)
         self._waiter.start()
@@ -266,23 +319,63 @@ class DaskExecutor(_Executor):
             ) from exc
         return sum(self._client.nthreads().values())
 
-    def submit(self, task: Task, resume: Any) -> None:
+    pipelines = True
+
+    def submit(self, task: Task, resume: Any, after: list[str] = ()) -> None:  # type: ignore[assignment]
+        """Queue ``task`` for the next :meth:`flush`; ``after``: its unmet dependencies, all on Dask."""
         self.n_running += 1
-        try:
-            data = pickle.dumps(task, pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:
-            self._post(unsendable(self, task, exc, "a Dask worker"))
+        self._pending.append((task, after))
+
+    def flush(self) -> None:
+        """Send the queued tasks to the scheduler as one graph."""
+        self._forget_dead()
+        if not self._pending:
             return
-        # One key group ("stardag"), so that once the build has more tasks in
-        # flight than twice Dask's threads, Dask queues them on the scheduler
-        # ("root-ish" tasks) instead of on the workers: a worker that dies then
-        # takes only the tasks it was running, not those queued behind them.
-        # Unique per submission: a task that yielded dynamic dependencies comes back.
-        key = f"stardag-{self._prefix}{next(self._counter)}-{type(task).__name__}-{task.id[:16]}"
-        future = self._client.submit(_run_on_worker, self._root, data, key=key, pure=False)
-        self._futures[key] = (task, future)
-        self._done.add(future)
+        pending, self._pending = self._pending, []
+        alive = self._alive
+        in_batch: dict[str, str] = {}  # task id -> key, for tasks of this graph
+        known = collections.ChainMap(in_batch, alive)
+        graph: dict[str, tuple] = {}
+        submitted: list[tuple[str, Task, list[str]]] = []
+        for task, after in pending:
+            try:
+                records = _flatten(task, known)
+                data = pickle.dumps(records, pickle.HIGHEST_PROTOCOL)
+            except Exception as exc:
+                self._post(unsendable(self, task, exc, "a Dask worker"))
+                continue
+            self.n_bytes_shipped += len(data)
+            self.max_task_bytes = max(self.max_task_bytes, len(data))
+            dep_ids = list(dict.fromkeys(
+                [record[3] for record in records if record[0] is None] + [d for d in after if d in known]
+            ))
+            # One key group ("stardag"), so that once the build has more tasks in
+            # flight than twice Dask's threads, Dask queues the ready ones on the
+            # scheduler ("root-ish" tasks) instead of on the workers: a worker that
+            # dies then takes only the tasks it was running, not those queued
+            # behind them. Unique per submission: a task may be submitted again.
+            key = f"stardag-{self._prefix}{next(self._counter)}-{type(task).__name__}-{task.id[:16]}"
+            graph[key] = (_run_task, self._root, data, *(known[d] for d in dep_ids))
+            in_batch[task.id] = key
+            submitted.append((key, task, dep_ids))
+        if not submitted:
+            return
+        futures = self._client.get(graph, [key for key, _, _ in submitted], sync=False)
+        for (key, task, dep_ids), future in zip(submitted, futures):
+            alive[task.id] = future  # a later submission of the same task replaces it
+        for (key, task, dep_ids), future in zip(submitted, futures):
+            self._futures[key] = _Submitted(task, future, [alive[d] for d in dep_ids])
+            self._done.add(future)
         self._more.set()
+
+    def _forget_dead(self) -> None:
+        """Drop the futures of tasks that did not succeed (on the driver's thread, like ``flush``)."""
+        alive, dead = self._alive, self._dead
+        while dead:
+            task_id, future = dead.popleft()
+            if alive.get(task_id) is future:
+                del alive[task_id]
+            future.release()
 
     def _wait(self) -> None:
         """Our thread: post the outcome of each future as it finishes, until shutdown."""
@@ -297,20 +390,24 @@ class DaskExecutor(_Executor):
 
     def _on_done(self, future: Any) -> None:
         """Turn a finished future into an outcome for the driver."""
-        entry = self._futures.pop(future.key, None)
-        if entry is None:  # cancelled at shutdown
+        submitted = self._futures.pop(future.key, None)
+        if submitted is None:  # cancelled at shutdown
             return
-        task = entry[0]
+        task = submitted.task
         status = future.status
         if status == "finished":
             kind, payload = OK, None
             if future.type is tuple:
                 try:
-                    kind, payload = future.result()
+                    kind, payload = future.result()[:2]
                 except Exception as exc:
                     kind, payload = FAILED, (TaskPicklingError(
                         f"the outcome of task {task!r} cannot be read back from its Dask worker: {exc}"
                     ), traceback.format_exc())
+        elif future.key in self._cancelled:
+            kind, payload = NOT_RUN, None
+        elif any(dep.status != "finished" for dep in submitted.deps):
+            kind, payload = BLOCKED, None  # Dask lost or failed a dependency: the task did not run
         elif status == "error":
             payload = self._error(task, future)
             kind = FAILED
@@ -320,8 +417,29 @@ class DaskExecutor(_Executor):
                 "the connection to it may have gone; outputs already written stay valid, and the "
                 "next build resumes from them"
             ), "")
-        future.release()
+        if kind != OK:
+            self._dead.append((task.id, future))
         self._post((self, task.id, kind, payload))
+
+    def stop_queued(self) -> None:
+        """Tasks not started yet (not sent, waiting on dependencies, queued at Dask) come back ``NOT_RUN``.
+
+        Tasks a worker is processing run to their end: Dask cannot stop a
+        running thread, and their outputs are valid.
+        """
+        pending, self._pending = self._pending, []
+        for task, _ in pending:
+            self._post((self, task.id, NOT_RUN, None))
+        try:
+            processing = {key for keys in self._client.processing().values() for key in keys}
+        except Exception:  # the connection may be what failed: leave the rest to run
+            return
+        waiting = [s.future for s in list(self._futures.values())
+                   if s.future.key not in processing and s.future.status == "pending"]
+        if waiting:
+            self._cancelled.update(future.key for future in waiting)
+            with contextlib.suppress(Exception):
+                self._client.cancel(waiting)
 
     def _error(self, task: Task, future: Any) -> tuple[BaseException, str]:
         exc = future.exception()
@@ -340,7 +458,7 @@ class DaskExecutor(_Executor):
 
     def shutdown(self, interrupted: bool) -> None:
         if interrupted and self._futures and self._client is not None:
-            futures = [future for _, future in list(self._futures.values())]
+            futures = [submitted.future for submitted in list(self._futures.values())]
             self._futures.clear()
             try:
                 self._client.cancel(futures, force=True)

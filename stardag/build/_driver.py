@@ -34,7 +34,7 @@ from ._runner import (
     HybridConcurrentTaskRunner,
     _SequentialSelector,
 )
-from ._scheduler import UPSTREAM_FAILED, Scheduler
+from ._scheduler import UPSTREAM_FAILED, WAITING, Scheduler
 from ._summary import BuildStatus, BuildSummary, FailMode, TaskFailure
 
 __all__ = ["Driver"]
@@ -176,6 +176,13 @@ class Driver:
         self._rebuild = {task.id for task in self._rebuild_roots}
         self._executor_of_class: dict[type, Any] = {}
         self._executors: dict[str, Any] = {}
+        self._flushing: list[Any] = []  # executors that buffer submissions (Dask)
+        # Pipelining (Dask): tasks handed to an executor that orders them itself,
+        # and per waiting dependent, how many of its unmet dependencies are not.
+        self._pipelined: set[str] = set()
+        self._outside: dict[str, int] = {}
+        self._pipelinable: collections.deque[str] = collections.deque()  # waited for capacity
+        self._unannounced: set[str] = set()  # started early: the registry hears when it runs
         self._checked: set[type] = set()
 
     # -- discovery ---------------------------------------------------------
@@ -300,7 +307,9 @@ class Driver:
             from ._dask import DaskExecutor  # dask is optional: imported by the first Dask build
 
             runner = self.runner
-            return DaskExecutor(self.inbox.post_threadsafe, runner.dask_address, runner.dask_n_workers)
+            executor = DaskExecutor(self.inbox.post_threadsafe, runner.dask_address, runner.dask_n_workers)
+            self._flushing.append(executor)
+            return executor
         assert mode == BLOCKING
         return ex.InlineExecutor(capacity, self.inbox.post)
 
@@ -310,6 +319,80 @@ class Driver:
             self.registry.task_start(task)
         self.n_in_flight += 1
         executor.submit(task, self._resume.pop(task_id, None))
+        if executor.pipelines:
+            self._unannounced.discard(task_id)
+            self._pipeline(executor, [task_id])
+
+    # -- pipelining: dependents handed over before their dependencies are done --
+
+    def _pipeline(self, executor: Any, started: list[str]) -> None:
+        """``started`` now run on ``executor``: hand it each dependent that waits on nothing else.
+
+        The executor runs such a task once its dependencies succeed, without a
+        round trip through the driver; if one does not, the task comes back
+        ``BLOCKED`` and waits again. A dependent is looked at once per edge.
+        """
+        scheduler, pipelined, outside = self.scheduler, self._pipelined, self._outside
+        pipelined.update(started)
+        stack = list(started)
+        while stack:
+            for dependent in scheduler.waiting_dependents(stack.pop()):
+                left = outside.get(dependent)
+                if left is None:
+                    left = sum(dep not in pipelined for dep in scheduler.unmet(dependent))
+                else:
+                    left -= 1
+                outside[dependent] = left
+                if left or self.stopping or self._executor_of(dependent) is not executor:
+                    continue
+                if executor.n_running < executor.capacity:
+                    self._start_early(executor, dependent)
+                    stack.append(dependent)
+                else:
+                    self._pipelinable.append(dependent)
+
+    def _executor_of(self, task_id: str) -> Any:
+        task = self.tasks[task_id]
+        return self._executor_of_class.get(type(task)) or self._executor_for(task)
+
+    def _start_early(self, executor: Any, task_id: str) -> None:
+        self.scheduler.start_early(task_id)
+        self._unannounced.add(task_id)
+        self._pipelined.add(task_id)
+        self.n_in_flight += 1
+        executor.submit(self.tasks[task_id], None, self.scheduler.unmet(task_id))
+
+    def _start_pipelinable(self, executor: Any) -> None:
+        """Capacity freed up: start tasks that could have started early but found none."""
+        waiting, started = self._pipelinable, []
+        while waiting and executor.n_running < executor.capacity:
+            task_id = waiting.popleft()
+            if self.scheduler.state(task_id) == WAITING and self._outside.get(task_id) == 0 \
+                    and self._executor_of(task_id) is executor:
+                self._start_early(executor, task_id)
+                started.append(task_id)
+        if started:
+            self._pipeline(executor, started)
+
+    def _settle(self, task_id: str, kind: int) -> None:
+        """An outcome from a pipelining executor: leave the pipeline, tell the registry of an early start."""
+        if task_id in self._pipelined:
+            self._pipelined.discard(task_id)
+            if kind != ex.OK:  # its waiting dependents wait on one more task outside again
+                outside = self._outside
+                for dependent in self.scheduler.waiting_dependents(task_id):
+                    if dependent in outside:
+                        outside[dependent] += 1
+        if task_id in self._unannounced and kind in (ex.OK, ex.FAILED, ex.DEPS):
+            self._unannounced.discard(task_id)
+            if task_id not in self._restarts:
+                self.registry.task_start(self.tasks[task_id])
+
+    def _requeue(self, task_id: str) -> None:
+        """A task started early did not run (a dependency did not succeed): it waits again."""
+        state = self.scheduler.requeue(task_id)
+        if self.stopping and state != UPSTREAM_FAILED:
+            self.n_not_run += 1
 
     def _dispatch_ready(self) -> None:
         scheduler, tasks, by_class = self.scheduler, self.tasks, self._executor_of_class
@@ -331,6 +414,8 @@ class Driver:
         executor, task_id, kind, payload = outcome
         executor.n_running -= 1
         self.n_in_flight -= 1
+        if executor.pipelines:
+            self._settle(task_id, kind)
         if kind == ex.OK:
             if payload:
                 self._note_complete(payload)
@@ -341,10 +426,16 @@ class Driver:
             self._extend(task_id, *payload)
         elif kind == ex.FAILED:
             self._fail(task_id, *payload)
+        elif kind == ex.BLOCKED:
+            self._requeue(task_id)
         else:  # NOT_RUN: a fail-fast build stopped before this task started
             self.n_not_run += 1
-        if executor.backlog and not self.stopping:
+        if self.stopping:
+            return
+        if executor.backlog:
             self._start(executor, executor.backlog.popleft())
+        elif self._pipelinable:
+            self._start_pipelinable(executor)
 
     def _note_complete(self, tasks: list[Task]) -> None:
         for task in tasks:
@@ -486,6 +577,8 @@ class Driver:
                 if cycle is None:  # pragma: no cover - would be a scheduler bug
                     raise RuntimeError("build stalled with unfinished tasks and no cycle")
                 raise DependencyCycleError(f"dependency cycle: {_short_cycle(cycle, self.tasks)}", cycle)
+            for executor in self._flushing:
+                executor.flush()
             threads = self._executors.get(THREAD)
             if self.owns_loop and threads is not None and threads.n_running == self.n_in_flight:
                 await inbox.wait_threads()

@@ -16,6 +16,8 @@ to the driver's inbox and never touches scheduler state. Outcome kinds:
   ``None``): the driver then runs the task again from the start, and ``run()``
   must yield the same tasks again (Luigi's contract for dynamic dependencies).
 - ``NOT_RUN``: the executor was stopping and skipped the task.
+- ``BLOCKED``: a task handed out before its dependencies were done (Dask) did
+  not run, because one of them did not succeed; it waits again.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from ..task import Task, check_unchanged, dumps_for, flatten_tasks, loads_into
 
 __all__ = [
     "AsyncExecutor",
+    "BLOCKED",
     "DEPS",
     "FAILED",
     "InlineExecutor",
@@ -50,7 +53,7 @@ __all__ = [
     "unsendable",
 ]
 
-OK, FAILED, DEPS, NOT_RUN = range(4)
+OK, FAILED, DEPS, NOT_RUN, BLOCKED = range(5)
 
 
 def run_sync(task: Task, resume: tuple[GeneratorType, list[Task]] | None = None) -> tuple[int, Any]:
@@ -157,7 +160,14 @@ def dependency_missing(task: Task, waited_on: list[Task]) -> TaskOutputMissingEr
 
 
 class _Executor:
-    """Shared bookkeeping: capacity, tasks running here, tasks waiting for a slot."""
+    """Shared bookkeeping: capacity, tasks running here, tasks waiting for a slot.
+
+    An executor that ``pipelines`` orders tasks itself: the driver may hand it a
+    task before its dependencies are done, if they run there too
+    (``submit(task, resume, unmet_dependency_ids)``).
+    """
+
+    pipelines = False
 
     def __init__(self, capacity: int, post: Callable[[tuple], None]):
         self.capacity = capacity
@@ -167,6 +177,9 @@ class _Executor:
 
     def stop_queued(self) -> None:
         """A fail-fast build stops: tasks handed over but not started report NOT_RUN."""
+
+    def flush(self) -> None:
+        """Send what ``submit`` buffered; the driver calls it before it waits."""
 
     def shutdown(self, interrupted: bool) -> None:
         pass

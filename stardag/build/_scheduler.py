@@ -4,6 +4,10 @@ Shaped like ``graphlib.TopologicalSorter``: each node counts its unmet
 dependencies; ``done`` touches each outgoing edge once; ready ids wait in a
 deque, so no step ever scans all nodes. ``extend`` is the one hook for
 dynamic dependencies. Cycle search walks an explicit stack.
+
+An executor that orders tasks itself (Dask) may be handed a task before its
+dependencies are done (``start_early``), when they all run there; if it comes
+back not run (a dependency failed or must run again), ``requeue`` puts it back.
 """
 
 from __future__ import annotations
@@ -99,6 +103,38 @@ class Scheduler:
 
     def has_ready(self) -> bool:
         return bool(self._ready)
+
+    def waiting_dependents(self, task_id: str) -> list[str]:
+        """The dependents of ``task_id`` still waiting on some dependency."""
+        return list(dict.fromkeys(n.task_id for n in self._nodes[task_id].dependents if n.state == WAITING))
+
+    def unmet(self, task_id: str) -> list[str]:
+        """The dependencies of ``task_id`` not done yet."""
+        nodes = self._nodes
+        return list(dict.fromkeys(d for d in self._nodes[task_id].deps if nodes[d].state != DONE))
+
+    def start_early(self, task_id: str) -> None:
+        """Hand out a waiting task whose dependencies run where it will (it is now running)."""
+        node = self._nodes[task_id]
+        if node.state != WAITING:
+            raise ValueError(f"task {task_id!r} is not waiting, it cannot start early")
+        node.state = RUNNING
+
+    def requeue(self, task_id: str) -> int:
+        """A task started early did not run: it waits again, is ready, or is upstream-failed (returned)."""
+        node = self._nodes[task_id]
+        if node.state != RUNNING:
+            raise ValueError(f"task {task_id!r} is not running, it cannot be requeued")
+        nodes = self._nodes
+        if any(nodes[d].state in (FAILED, UPSTREAM_FAILED) for d in node.deps):
+            self._mark_upstream_failed(node)
+            self._propagate_failure(node)
+        elif node.n_waiting == 0:
+            node.state = READY
+            self._ready.append(task_id)
+        else:
+            node.state = WAITING
+        return node.state
 
     def done(self, task_id: str) -> None:
         """Mark a running task done; dependents with no unmet dependency become ready."""
