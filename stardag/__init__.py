@@ -1,6 +1,7 @@
 """stardag: declarative, composable task DAGs."""
 
 from .errors import (
+    BuildInterrupted,
     DependencyCycleError,
     StardagError,
     TargetError,
@@ -14,6 +15,7 @@ from .task import AutoTask, SubClass, Task, TaskStruct, auto_namespace
 
 __all__ = [
     "AutoTask",
+    "BuildInterrupted",
     "DependencyCycleError",
     "StardagError",
     "SubClass",

@@ -2,11 +2,20 @@
 
 One base class, :class:`StardagError`; each leaf also subclasses the builtin a
 caller would naturally catch (``ValueError``, ``TypeError``, ``RuntimeError``).
+The one exception is :class:`BuildInterrupted`: a ``KeyboardInterrupt``, so that
+``except Exception`` never swallows a Ctrl-C.
 """
 
 from __future__ import annotations
 
+import signal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .build import BuildSummary
+
 __all__ = [
+    "BuildInterrupted",
     "DependencyCycleError",
     "StardagError",
     "TargetError",
@@ -47,3 +56,19 @@ class TargetError(StardagError, ValueError):
 
 class TaskOutputMissingError(StardagError, FileNotFoundError):
     """A task's output is not there: after its ``run()`` returned, or when it is loaded."""
+
+
+class BuildInterrupted(KeyboardInterrupt):
+    """A build stopped by Ctrl-C (SIGINT) or SIGTERM; ``summary`` says what finished.
+
+    ``signal`` is the signal that stopped it. Uncaught, it ends the program as
+    Ctrl-C does.
+    """
+
+    def __init__(self, summary: BuildSummary, signum: int = signal.SIGINT):
+        super().__init__(summary, signum)
+        self.summary = summary
+        self.signal = signal.Signals(signum)
+
+    def __str__(self) -> str:
+        return f"build interrupted by {self.signal.name}: {self.summary}"

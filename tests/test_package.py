@@ -83,6 +83,10 @@ def test_errors_share_one_base_and_subclass_the_matching_builtin() -> None:
                 "TaskPicklingError": TypeError, "WorkerDiedError": RuntimeError}
     for name in errors.__all__:
         cls = getattr(errors, name)
+        if name == "BuildInterrupted":  # Ctrl-C: never caught by `except Exception`
+            assert issubclass(cls, KeyboardInterrupt) and not issubclass(cls, Exception)
+            assert stardag.BuildInterrupted is cls
+            continue
         assert issubclass(cls, errors.StardagError)
         if name in builtins:
             assert issubclass(cls, builtins[name]), name

@@ -43,6 +43,7 @@ import importlib.util
 import itertools
 import os
 import pickle
+import signal
 import socket
 import threading
 import traceback
@@ -52,9 +53,21 @@ from typing import Any, Callable
 from ..errors import StardagError, TargetError, TaskPicklingError, WorkerDiedError
 from ..target import get_target_root, set_target_root
 from ..task import Task, _flatten, _rebuild
-from ._executors import BLOCKED, FAILED, NOT_RUN, OK, _Executor, _run_in_worker, sendable, unsendable
+from ._executors import (
+    BLOCKED,
+    FAILED,
+    NOT_RUN,
+    OK,
+    _Executor,
+    _ignore,
+    _run_in_worker,
+    pack_failure,
+    unpack_failure,
+    unsendable,
+    unsendable_outcome,
+)
 
-__all__ = ["DaskExecutor", "SchedulerUnreachableError", "local_cluster", "require_distributed"]
+__all__ = ["DaskExecutor", "SchedulerUnreachableError", "dask_setup", "local_cluster", "require_distributed"]
 
 CONNECT_TIMEOUT_S = 5.0
 # For a LocalCluster we start: a task whose worker dies is tried on one more
@@ -66,6 +79,9 @@ ALLOWED_FAILURES = 1
 # Measured: with the leaves of a fan-in sent in batches and its root after
 # them, Dask itself took 2-3x the CPU per task of one graph holding both.
 MAX_IN_FLIGHT = 100_000
+# Stopping a build's own cluster at once (second Ctrl-C): its workers are killed
+# after 0.8 times this, not Dask's 4 s.
+KILL_AFTER_S = 0.5
 
 _INSTALL_HINT = "pip install 'stardag[dask]'"
 
@@ -101,7 +117,13 @@ def _import_distributed() -> Any:
 
 
 def local_cluster(n_workers: int | None = None) -> Any:
-    """The LocalCluster a build without a scheduler address starts: ``n_workers`` processes, 1 thread each."""
+    """The LocalCluster a build without a scheduler address starts: ``n_workers`` processes, 1 thread each.
+
+    Its scheduler and nannies run in this process; its workers are child processes
+    that ignore Ctrl-C (this module is their preload, see ``dask_setup``), and
+    exit at once when this process dies, even by SIGKILL (distributed's own watch
+    on a pipe from the parent).
+    """
     dask, distributed = _import_distributed()
     with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
                           # queued tasks go to a worker only when it has a free thread
@@ -111,7 +133,22 @@ def local_cluster(n_workers: int | None = None) -> Any:
             # Every server on loopback only (scheduler, workers, nannies); no dashboard,
             # the scheduler's HTTP server on a free local port, not 8787 (may be taken).
             host="127.0.0.1", scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+            preload=[__name__],
         )
+
+
+def dask_setup(worker: Any) -> None:
+    """Preload of the LocalCluster's workers: Ctrl-C in a terminal (SIGINT to the whole
+    process group) must not kill their tasks; the driver stops them when it means to."""
+    try:
+        signal.signal(signal.SIGINT, _ignore)
+    except ValueError:  # not the worker process's main thread: leave it
+        pass
+
+
+async def _close_nannies(nannies: list[Any], timeout: float) -> None:
+    """Close the nannies of our LocalCluster, killing their workers after ``0.8 * timeout`` s."""
+    await asyncio.gather(*(nanny.close(timeout=timeout) for nanny in nannies), return_exceptions=True)
 
 
 def _run_task(root: str, data: bytes, *deps: Any) -> Any:
@@ -134,7 +171,7 @@ def _run_task(root: str, data: bytes, *deps: Any) -> Any:
     try:
         task = _rebuild(pickle.loads(data), known)
     except Exception as exc:
-        return FAILED, (TaskPicklingError(
+        return FAILED, pack_failure(TaskPicklingError(
             f"the task cannot be rebuilt on the Dask worker on {socket.gethostname()!r} "
             f"({type(exc).__name__}: {exc}); workers must be able to import the task's module and "
             "have the driver's versions of the packages it uses"
@@ -145,10 +182,12 @@ def _run_task(root: str, data: bytes, *deps: Any) -> Any:
         kind, payload = FAILED, (exc, traceback.format_exc())
     if kind == OK:  # payload: dynamic dependencies found complete
         return (OK, payload, task) if payload else task
-    try:  # a round trip here, where the original error can still be described
+    if kind == FAILED:  # the error pickled on its own: the driver gets its text at worst
+        return FAILED, pack_failure(*payload)
+    try:  # a round trip here, where the task can still be named
         pickle.loads(pickle.dumps(payload, pickle.HIGHEST_PROTOCOL))
     except Exception as exc:
-        return sendable(kind, payload, task, exc, "a Dask worker")
+        return FAILED, unsendable_outcome(task, exc, "a Dask worker")
     return kind, payload
 
 
@@ -400,6 +439,8 @@ class DaskExecutor(_Executor):
             if future.type is tuple:
                 try:
                     kind, payload = future.result()[:2]
+                    if kind == FAILED:
+                        payload = unpack_failure(payload, task, "its Dask worker")
                 except Exception as exc:
                     kind, payload = FAILED, (TaskPicklingError(
                         f"the outcome of task {task!r} cannot be read back from its Dask worker: {exc}"
@@ -468,9 +509,9 @@ class DaskExecutor(_Executor):
         self._more.set()
         if self._waiter is not None:
             self._waiter.join(timeout=5)
-        self._close()
+        self._close(interrupted)
 
-    def _close(self) -> None:
+    def _close(self, interrupted: bool = True) -> None:
         client, cluster = self._client, self._cluster
         self._client = self._cluster = None
         # Closing after a lost connection may raise too: the error that
@@ -478,5 +519,9 @@ class DaskExecutor(_Executor):
         with contextlib.suppress(Exception):
             if client is not None:
                 client.close()
-        if cluster is not None:
-            cluster.close()
+        if cluster is None:
+            return
+        if interrupted:  # a nanny gives its busy worker 4 s to stop: we do not wait for its task
+            with contextlib.suppress(Exception):
+                cluster.sync(_close_nannies, list(cluster.workers.values()), KILL_AFTER_S)
+        cluster.close()

@@ -2,7 +2,13 @@
 
 It discovers the graph (an explicit-stack walk of ``requires()``, skipping
 tasks already complete), hands ready tasks to executors, and turns their
-outcomes into scheduler updates, until nothing is left to run.
+outcomes into scheduler updates, until nothing is left to run. A task whose
+``requires()`` or ``complete()`` raises fails like a task whose ``run()`` does:
+under ``FailMode.CONTINUE`` the rest of the graph still builds.
+
+Ctrl-C (and SIGTERM, with a pool) stops the build: the first starts nothing new
+and lets the running tasks finish, the second stops them (``_stop.py``). Either
+way the build ends with ``BuildInterrupted``, which carries the summary.
 
 While it runs, full (oldest-generation) garbage collections are deferred: a
 large graph is long-lived by nature, and collecting it again and again made a
@@ -15,12 +21,21 @@ from __future__ import annotations
 import asyncio
 import collections
 import gc
+import logging
 import queue
+import signal
 import time
+import traceback
 from types import GeneratorType
 from typing import Any
 
-from ..errors import DependencyCycleError, TargetError, TaskDefinitionError, TaskOutputMissingError
+from ..errors import (
+    BuildInterrupted,
+    DependencyCycleError,
+    TargetError,
+    TaskDefinitionError,
+    TaskOutputMissingError,
+)
 from ..target import get_target_root, is_memory_root, remove_stale_temporary_files
 from ..task import Task, flatten_tasks, task_has_run, task_has_run_aio
 from . import _executors as ex
@@ -35,15 +50,18 @@ from ._runner import (
     _SequentialSelector,
 )
 from ._scheduler import UPSTREAM_FAILED, WAITING, Scheduler
+from ._stop import StopSignals
 from ._summary import BuildStatus, BuildSummary, FailMode, TaskFailure
 
 __all__ = ["Driver"]
 
+_log = logging.getLogger("stardag")
 _OTHER_PROCESSES = (PROCESS, DASK)
 # A task whose dynamic dependencies a worker process reports missing is run
 # again from the start; each run must get further (yield a task not built yet).
 # This bounds the runs of a run() that yields new tasks every time.
 MAX_RERUNS = 1000
+_POOLS = (THREAD, PROCESS, DASK)  # SIGTERM stops a build like Ctrl-C once it runs one
 _BY_CLASS = (DefaultExecutionModeSelector.__call__, _SequentialSelector.__call__)
 
 
@@ -127,6 +145,18 @@ class _Inbox:
             self._awaiting = False
             self._waiter = None
 
+    def interrupt(self) -> None:
+        """Wake the driver; called by a signal handler, on the loop's thread, between any two bytecodes."""
+        try:
+            self._loop.call_soon_threadsafe(self._wake_waiter)
+        except RuntimeError:  # the loop is closed: nothing waits
+            pass
+
+    def _wake_waiter(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
     async def wait_threads(self) -> None:
         """Block until a worker thread rings, yielding to the loop every ``_POLL_S``."""
         self.lazy = True
@@ -163,9 +193,12 @@ class Driver:
         self.complete_ids: set[str] = set()
         self.failures: list[TaskFailure] = []
         self.n_succeeded = 0
-        self.n_not_run = 0
         self.n_in_flight = 0
-        self.stopping = False
+        self.stopping = False  # start nothing new: a fail-fast failure, or a signal
+        self.signals = StopSignals(self._on_signal)
+        self._signalled = False  # a signal the loop has not acted on yet
+        self._started = False  # the registry heard build_start
+        self._early_failures: list[tuple[Task, BaseException]] = []  # for the registry, after build_start
         self._resume: dict[str, Any] = {}
         self._restarts: set[str] = set()  # asked for dynamic deps: started (and reported) before
         # Tasks a worker process stopped because dynamic dependencies were missing:
@@ -196,13 +229,16 @@ class Driver:
             )
         self._checked.add(cls)
 
-    def _requires(self, task: Task) -> list[Task]:
+    def _requires(self, task: Task) -> list[Task] | None:
+        """The tasks ``task`` requires, or ``None`` when ``requires()`` raised (the task failed)."""
         try:
             return flatten_tasks(task.requires())
         except Exception as exc:
-            raise TaskDefinitionError(f"requires() of task {task!r} failed: {exc}") from exc
+            self._fail_unrun(task, "requires()", exc)
+            return None
 
-    def _is_complete(self, task: Task) -> bool:
+    def _is_complete(self, task: Task) -> bool | None:
+        """Whether ``task`` is complete, or ``None`` when ``complete()`` raised (the task failed)."""
         if type(task) not in self._checked:
             self._check_class(task)
         if self._rebuild and task.id in self._rebuild:
@@ -211,7 +247,8 @@ class Driver:
         try:
             complete = task.complete()
         except Exception as exc:
-            raise TaskDefinitionError(f"complete() of task {task!r} failed: {exc}") from exc
+            self._fail_unrun(task, "complete()", exc)
+            return None
         if complete:
             self.complete_ids.add(task.id)
             return True
@@ -229,8 +266,27 @@ class Driver:
             )
         remove()
 
+    def _fail_unrun(self, task: Task, method: str, exc: Exception) -> None:
+        """``task``'s ``requires()`` or ``complete()`` raised: it fails, what needs it is upstream-failed."""
+        error = TaskDefinitionError(f"{method} of task {task!r} failed: {type(exc).__name__}: {exc}")
+        error.__cause__ = exc
+        task_id = task.id
+        self.tasks[task_id] = task
+        self.scheduler.add_failed(task_id)
+        self.failures.append(TaskFailure(task_id, repr(task), error, "".join(traceback.format_exception(exc))))
+        if self._started:
+            self.registry.task_fail(task, error)
+        else:
+            self._early_failures.append((task, error))
+        if self.fail_mode is FailMode.FAIL_FAST:
+            self._stop_starting()
+
     def discover(self, roots: list[Task]) -> list[str]:
-        """Add every incomplete task reachable from ``roots``; return the roots' ids in the graph."""
+        """Add every incomplete task reachable from ``roots``; return the roots' ids in the graph.
+
+        A task whose ``requires()`` or ``complete()`` raises is added as failed.
+        Once a fail-fast build stops, discovery stops too.
+        """
         tasks, complete_ids, add = self.tasks, self.complete_ids, self.scheduler.add
         found: list[str] = []
         for root in roots:
@@ -240,12 +296,21 @@ class Driver:
             if root_id in tasks:
                 found.append(root_id)
                 continue
-            if root_id in complete_ids or self._is_complete(root):
+            if root_id in complete_ids:
+                continue
+            complete = self._is_complete(root)
+            if complete:
+                continue
+            deps = None if complete is None else self._requires(root)
+            if deps is None:  # failed
+                found.append(root_id)
+                if self.stopping:
+                    return found
                 continue
             # Depth-first, post-order: a task is added after all its dependencies.
             path = [root]
             on_path = {root_id}
-            iters = [iter(self._requires(root))]
+            iters = [iter(deps)]
             waits: list[list[str]] = [[]]
             while iters:
                 for dep in iters[-1]:
@@ -258,12 +323,20 @@ class Driver:
                         raise DependencyCycleError(
                             f"dependency cycle: {_short_cycle(cycle, {t.id: t for t in path})}", cycle
                         )
-                    elif dep_id not in complete_ids and not self._is_complete(dep):
-                        path.append(dep)
-                        on_path.add(dep_id)
-                        iters.append(iter(self._requires(dep)))
-                        waits.append([])
-                        break
+                    elif dep_id not in complete_ids:
+                        complete = self._is_complete(dep)
+                        if complete:
+                            continue
+                        deps = None if complete is None else self._requires(dep)
+                        if deps is not None:
+                            path.append(dep)
+                            on_path.add(dep_id)
+                            iters.append(iter(deps))
+                            waits.append([])
+                            break
+                        waits[-1].append(dep_id)  # failed: what needs it is upstream-failed
+                        if self.stopping:
+                            return found
                 else:
                     task = path.pop()
                     iters.pop()
@@ -295,6 +368,8 @@ class Driver:
             capacity = min(capacity, self.runner.max_in_flight)
         if mode == ASYNC:
             return ex.AsyncExecutor(capacity, self.inbox.post)
+        if mode in _POOLS:
+            self.signals.handle(signal.SIGTERM)
         if mode == THREAD:
             return ex.ThreadExecutor(capacity, self.inbox.post_threadsafe)
         if mode == PROCESS:
@@ -311,7 +386,7 @@ class Driver:
             self._flushing.append(executor)
             return executor
         assert mode == BLOCKING
-        return ex.InlineExecutor(capacity, self.inbox.post)
+        return ex.InlineExecutor(capacity, self.inbox.post, self.signals)
 
     def _start(self, executor: Any, task_id: str) -> None:
         task = self.tasks[task_id]
@@ -390,9 +465,7 @@ class Driver:
 
     def _requeue(self, task_id: str) -> None:
         """A task started early did not run (a dependency did not succeed): it waits again."""
-        state = self.scheduler.requeue(task_id)
-        if self.stopping and state != UPSTREAM_FAILED:
-            self.n_not_run += 1
+        self.scheduler.requeue(task_id)
 
     def _dispatch_ready(self) -> None:
         scheduler, tasks, by_class = self.scheduler, self.tasks, self._executor_of_class
@@ -428,8 +501,7 @@ class Driver:
             self._fail(task_id, *payload)
         elif kind == ex.BLOCKED:
             self._requeue(task_id)
-        else:  # NOT_RUN: a fail-fast build stopped before this task started
-            self.n_not_run += 1
+        # else NOT_RUN: the build stopped before this task started; it stays unfinished
         if self.stopping:
             return
         if executor.backlog:
@@ -444,6 +516,10 @@ class Driver:
                 self.complete_ids.add(task_id)
 
     def _extend(self, task_id: str, deps: list[Task], resume: Any) -> None:
+        if self.stopping:  # the task stays unfinished: not run
+            if isinstance(resume, GeneratorType):
+                resume.close()
+            return
         if resume is None:  # a worker process stopped the task: it runs again from the start
             error = self._no_progress(task_id, deps)
             if error is not None:
@@ -455,6 +531,10 @@ class Driver:
             raise
         except Exception as exc:  # a bad dynamic dependency fails its task, not the build
             self._fail(task_id, exc, "")
+            return
+        if self.stopping:  # discovery failed a task under fail-fast: this one stays unfinished
+            if isinstance(resume, GeneratorType):
+                resume.close()
             return
         self._restarts.add(task_id)
         if resume is not None:
@@ -506,13 +586,46 @@ class Driver:
         self.scheduler.failed(task_id)
         self.failures.append(TaskFailure(task_id, repr(task), error, text))
         self.registry.task_fail(task, error)
-        if self.fail_mode is FailMode.FAIL_FAST and not self.stopping:
+        if self.fail_mode is FailMode.FAIL_FAST:
+            self._stop_starting()
+
+    def _stop_starting(self) -> None:
+        """Start nothing new; tasks handed to an executor but not started come back ``NOT_RUN``."""
+        if not self.stopping:
             self.stopping = True
-            self.n_not_run += len(self.scheduler.cancel())
-            for executor in self._executors.values():
-                self.n_not_run += len(executor.backlog)
-                executor.backlog.clear()
-                executor.stop_queued()
+            self._cancel_unstarted()
+
+    def _cancel_unstarted(self) -> None:
+        self.scheduler.cancel()
+        for executor in self._executors.values():
+            executor.backlog.clear()
+            executor.stop_queued()
+
+    # -- signals -----------------------------------------------------------
+
+    def _on_signal(self, signum: int) -> None:
+        """Ctrl-C or SIGTERM arrived (in a signal handler): tell the user, wake the loop.
+
+        Setting ``stopping`` here keeps an inline task that just returned from
+        starting the next one; the loop does the rest on its next turn.
+        """
+        first = not self.stopping
+        self.stopping = True
+        self._signalled = first or self.signals.n_received > 1
+        threads = self._executors.get(THREAD)
+        if threads is not None:  # its queued tasks must not start before the loop wakes: a flag
+            threads.stop_queued()
+        try:
+            name = signal.Signals(signum).name
+            if self.signals.n_received == 1:
+                again = "Ctrl-C" if signum == signal.SIGINT else name
+                _log.warning("stardag: %s: stopping the build; no new task starts, the running ones "
+                             "finish (%s again stops them now)", name, again)
+            elif self.signals.n_received == 2:
+                _log.warning("stardag: %s again: stopping the running tasks now", name)
+        except Exception:  # the handler may have interrupted a write to the same stream
+            pass
+        self.inbox.interrupt()
 
     # -- the loop ----------------------------------------------------------
 
@@ -543,26 +656,49 @@ class Driver:
                 self._check_root(mode)
         remove_stale_temporary_files(root)
         self.inbox = _Inbox(asyncio.get_running_loop())
-        self.discover(roots + self._rebuild_roots)
-        self.registry.build_start(roots)
-        interrupted = True
+        signals = self.signals
+        signals.handle(signal.SIGINT)
+        hard = True  # stop what still runs: after an error, a cancellation or a second signal
         try:
+            signals.raise_now = True  # nothing runs yet: Ctrl-C may stop discovery anywhere
+            self.discover(roots + self._rebuild_roots)
+            signals.raise_now = False
+            self._started = True
+            self.registry.build_start(roots)
+            for task, error in self._early_failures:
+                self.registry.task_fail(task, error)
             await self._loop()
-            interrupted = False
+            hard = self.n_in_flight > 0
+        except KeyboardInterrupt:  # a second signal in an inline task, or one not ours
+            if signals.first is None:
+                signals.first = signal.SIGINT
         finally:
-            for executor in self._executors.values():
-                executor.shutdown(interrupted)
-                await executor.aclose()
-            # Temporary files of workers that died or were stopped mid-write.
-            remove_stale_temporary_files(root)
+            signals.raise_now = False
+            try:
+                for executor in self._executors.values():
+                    executor.shutdown(hard)
+                    await executor.aclose()
+                # Temporary files of workers that died or were stopped mid-write.
+                remove_stale_temporary_files(root)
+            finally:
+                signals.restore()  # only now: a Ctrl-C during the shutdown must not cut it short
         summary = self._summary(time.perf_counter() - started)
-        self.registry.build_complete(summary)
+        if self._started:
+            self.registry.build_complete(summary)
+        if signals.first is not None:
+            raise BuildInterrupted(summary, signals.first)
         return summary
 
     async def _loop(self) -> None:
         scheduler, inbox, handle = self.scheduler, self.inbox, self._handle
         items = inbox.items
         while True:
+            if self._signalled:
+                self._signalled = False
+                if self.signals.n_received > 1:
+                    return  # stop now: the shutdown stops what still runs
+                self._cancel_unstarted()
+                _log.debug("stardag: the tasks not started are cancelled; waiting for the running ones")
             if not self.stopping:
                 self._dispatch_ready()
             inbox.drain_threaded()
@@ -588,15 +724,21 @@ class Driver:
     def _summary(self, duration: float) -> BuildSummary:
         n_failed = len(self.failures)
         n_upstream = self.scheduler.n_upstream_failed
-        ok = n_failed == 0 and n_upstream == 0 and self.n_not_run == 0
+        n_not_run = self.scheduler.n_unfinished  # not started, or stopped while running
+        if self.signals.first is not None:
+            status = BuildStatus.INTERRUPTED
+        elif n_failed == 0 and n_upstream == 0 and n_not_run == 0:
+            status = BuildStatus.SUCCESS
+        else:
+            status = BuildStatus.FAILURE
         return BuildSummary(
-            status=BuildStatus.SUCCESS if ok else BuildStatus.FAILURE,
+            status=status,
             n_discovered=len(self.tasks) + len(self.complete_ids),
             n_previously_complete=len(self.complete_ids),
             n_succeeded=self.n_succeeded,
             n_failed=n_failed,
             n_upstream_failed=n_upstream,
-            n_not_run=self.n_not_run,
+            n_not_run=n_not_run,
             failures=tuple(self.failures),
             duration_s=duration,
         )

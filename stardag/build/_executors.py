@@ -8,6 +8,9 @@ to the driver's inbox and never touches scheduler state. Outcome kinds:
   complete. A task that returns without its output is ``FAILED`` with a
   ``TaskOutputMissingError``.
 - ``FAILED``: payload ``(error, traceback_text)``.
+  From another process the error travels pickled on its own, beside its
+  description (``pack_failure``): an error that cannot cross still arrives as
+  text, with its traceback.
 - ``DEPS``: the task yielded dynamic dependencies; payload ``(tasks, generator)``.
   In-process executors keep the suspended generator, which the driver resumes
   once the tasks have run (as ``(generator, tasks)``: a task still incomplete
@@ -29,6 +32,7 @@ import os
 import pickle
 import queue
 import signal
+import sys
 import threading
 import traceback
 from types import AsyncGeneratorType, GeneratorType
@@ -48,8 +52,10 @@ __all__ = [
     "OK",
     "ProcessExecutor",
     "ThreadExecutor",
+    "pack_failure",
     "run_async",
     "run_sync",
+    "unpack_failure",
     "unsendable",
 ]
 
@@ -176,7 +182,7 @@ class _Executor:
         self._post = post
 
     def stop_queued(self) -> None:
-        """A fail-fast build stops: tasks handed over but not started report NOT_RUN."""
+        """The build stops: tasks handed over but not started report NOT_RUN."""
 
     def flush(self) -> None:
         """Send what ``submit`` buffered; the driver calls it before it waits."""
@@ -189,11 +195,23 @@ class _Executor:
 
 
 class InlineExecutor(_Executor):
-    """Runs sync tasks right here, blocking the driver (sequential and ``blocking`` mode)."""
+    """Runs sync tasks right here, blocking the driver (sequential and ``blocking`` mode).
+
+    While a task runs, ``signals.inline`` is set: a second Ctrl-C interrupts it.
+    """
+
+    def __init__(self, capacity: int, post: Callable[[tuple], None], signals: Any):
+        super().__init__(capacity, post)
+        self._signals = signals
 
     def submit(self, task: Task, resume: Any) -> None:
         self.n_running += 1
-        kind, payload = run_sync(task, resume)
+        signals = self._signals
+        signals.inline = True
+        try:
+            kind, payload = run_sync(task, resume)
+        finally:
+            signals.inline = False
         self._post((self, task.id, kind, payload))
 
 
@@ -272,7 +290,7 @@ class ThreadExecutor(_Executor):
                 post((self, task.id, kind, payload), kind != OK or tasks.empty())
 
     def stop_queued(self) -> None:
-        """Tasks not started yet come back ``NOT_RUN``."""
+        """Tasks not started yet come back ``NOT_RUN`` (a flag: safe in a signal handler)."""
         self._stopping = True
 
     def shutdown(self, interrupted: bool) -> None:
@@ -284,9 +302,53 @@ class ThreadExecutor(_Executor):
                 thread.join()
 
 
-def _worker_main(conn: Any, inherited_fds: list[int]) -> None:
-    """A worker process: run tasks sent over ``conn`` until it closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+def _ignore(signum: int, frame: Any) -> None:
+    """A handler that does nothing; unlike SIG_IGN, programs a task starts do not inherit it."""
+
+
+# Linux kills a worker when its parent dies (prctl(PR_SET_PDEATHSIG)). Elsewhere,
+# and under forkserver (the worker's parent is the forkserver, which outlives the
+# build while any of its children holds its "alive" pipe: the busy workers), a
+# thread in the worker waits for EOF on a pipe only the build holds open.
+_PDEATHSIG = sys.platform.startswith("linux")
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int, alive: Any) -> None:
+    """Make this worker die with the process that started it, and exit now if that one is gone.
+
+    ``parent_pid``: the pid of the build that started the worker, its parent under
+    fork and spawn; ``alive``: the read end of the build's liveness pipe, or
+    ``None`` to use prctl.
+    """
+    if alive is None:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+        # The parent may have died between fork and prctl: then we have a new parent.
+        if parent_pid and os.getppid() != parent_pid:
+            os._exit(1)
+        return
+
+    def watch() -> None:
+        try:
+            alive.recv_bytes()  # the parent never writes: this returns at EOF, when it is gone
+        except (EOFError, OSError):
+            pass
+        os._exit(1)
+
+    threading.Thread(target=watch, name="stardag-parent-watch", daemon=True).start()
+
+
+def _worker_main(conn: Any, inherited_fds: list[int], parent_pid: int = 0, alive: Any = None) -> None:
+    """A worker process: run tasks sent over ``conn`` until it closes, or its parent dies."""
+    # The parent decides when we stop: Ctrl-C in a terminal (SIGINT to the whole
+    # process group) or a service manager's SIGTERM to every process must not
+    # kill a running task; the parent stops its workers itself.
+    signal.signal(signal.SIGINT, _ignore)
+    signal.signal(signal.SIGTERM, _ignore)
     # A forked worker holds copies of its siblings' pipes; close them, or a
     # sibling would never see EOF when the parent dies, and live on as an orphan.
     for fd in inherited_fds:
@@ -294,6 +356,7 @@ def _worker_main(conn: Any, inherited_fds: list[int]) -> None:
             os.close(fd)
         except OSError:
             pass
+    _die_with_parent(parent_pid, alive)
     cache: dict[str, Task] = {}  # every task received so far: the parent sends only new ones
     while True:
         try:
@@ -317,23 +380,54 @@ def _worker_main(conn: Any, inherited_fds: list[int]) -> None:
                 outcome = _run_in_worker(task)
             except Exception as exc:
                 outcome = FAILED, (exc, traceback.format_exc())
+        kind, payload = outcome
+        if kind == FAILED:
+            payload = pack_failure(*payload)
         try:
-            message = pickle.dumps((*outcome, reset), pickle.HIGHEST_PROTOCOL)
+            message = pickle.dumps((kind, payload, reset), pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
-            message = pickle.dumps((*sendable(*outcome, task, exc, "its worker process"), reset))
+            message = pickle.dumps((FAILED, unsendable_outcome(task, exc, "its worker process"), reset))
         conn.send_bytes(message)
 
 
-def sendable(kind: int, payload: Any, task: Any, exc: Exception, where: str) -> tuple[int, Any]:
-    """What a worker sends instead of an outcome that cannot be pickled (``exc``).
+def pack_failure(error: BaseException, text: str) -> tuple[bytes | None, str, str, str]:
+    """A ``FAILED`` payload that always crosses a process boundary.
 
-    An unpicklable exception goes as its text; anything else fails the task
-    with a TaskPicklingError naming it.
+    ``(pickled error or None, traceback text, "Type: message", why it did not pickle)``.
     """
-    if kind == FAILED:
-        error, text = payload
-        return FAILED, (RuntimeError(f"{type(error).__name__}: {error}"), text)
-    return FAILED, (TaskPicklingError(
+    try:
+        data, why = pickle.dumps(error, pickle.HIGHEST_PROTOCOL), ""
+    except Exception as exc:
+        data, why = None, f"{type(exc).__name__}: {exc}"
+    return data, text, _describe(error), why
+
+
+def unpack_failure(packed: tuple, task: Any, where: str) -> tuple[BaseException, str]:
+    """The ``(error, traceback text)`` of a packed failure; as text when the error cannot be unpickled here."""
+    data, text, described, why = packed
+    if data is not None:
+        try:
+            return pickle.loads(data), text
+        except Exception as exc:
+            why = f"{type(exc).__name__}: {exc}"
+    return TaskPicklingError(
+        f"task {task!r} raised {described} in {where}; that exception cannot be sent back as "
+        f"itself ({why}), so here it is as text, with its traceback"
+    ), text
+
+
+def _describe(error: BaseException) -> str:
+    cls = type(error)
+    name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    try:
+        return f"{name}: {error}"
+    except Exception:
+        return f"{name} (its message cannot be printed)"
+
+
+def unsendable_outcome(task: Any, exc: Exception, where: str) -> tuple:
+    """The packed failure of a task whose outcome (not an error) cannot be pickled."""
+    return pack_failure(TaskPicklingError(
         f"the outcome of task {task!r} cannot be sent back from {where}: {exc}"
     ), traceback.format_exc())
 
@@ -350,7 +444,11 @@ def _run_in_worker(task: Task) -> tuple[int, Any]:
         tasks, gen = payload
         missing = []
         for t in tasks:
-            (complete if t.complete() else missing).append(t)
+            try:
+                done = t.complete()
+            except Exception:  # the driver checks again, and fails that task, not this one
+                done = False
+            (complete if done else missing).append(t)
         if missing:
             gen.close()
             return DEPS, (missing, None)
@@ -384,9 +482,12 @@ class ProcessExecutor(_Executor):
     """A process pool that knows which task each worker runs.
 
     Workers talk over pipes watched by the event loop (no extra thread). A
-    worker that dies fails exactly the task it was running; a fresh worker
-    replaces it and the rest of the build goes on.
+    worker that dies fails exactly the task it was running, or none if it was
+    idle; a fresh worker replaces it and the rest of the build goes on. Workers
+    die with this process, even when it is killed (``_die_with_parent``).
     """
+
+    max_send_attempts = 3  # fresh workers tried for one task before it fails
 
     def __init__(self, capacity: int, post: Callable[[tuple], None], start_method: str | None):
         super().__init__(capacity, post)
@@ -395,6 +496,9 @@ class ProcessExecutor(_Executor):
         self._context = multiprocessing.get_context(self._method)
         self._workers: list[_Worker] = []
         self._idle: list[_Worker] = []
+        self._alive: Any = None  # (read end, write end) of the liveness pipe, without prctl
+        if not _PDEATHSIG or self._method == "forkserver":
+            self._alive = self._context.Pipe(duplex=False)
 
     def start_workers(self) -> None:
         """Start every worker now (fork before any other thread exists)."""
@@ -406,8 +510,11 @@ class ProcessExecutor(_Executor):
         inherited: list[int] = []
         if self._method == "fork":
             inherited = [w.conn.fileno() for w in self._workers] + [parent_conn.fileno()]
-        process = self._context.Process(target=_worker_main, args=(child_conn, inherited), daemon=True,
-                                        name="stardag-process-worker")
+            if self._alive is not None:
+                inherited.append(self._alive[1].fileno())
+        alive = self._alive[0] if self._alive is not None else None
+        process = self._context.Process(target=_worker_main, daemon=True, name="stardag-process-worker",
+                                        args=(child_conn, inherited, os.getpid(), alive))
         process.start()
         child_conn.close()
         worker = _Worker(process, parent_conn)
@@ -417,15 +524,25 @@ class ProcessExecutor(_Executor):
 
     def submit(self, task: Task, resume: Any) -> None:
         self.n_running += 1
-        worker = self._idle.pop() if self._idle else self._spawn()
-        try:
-            data = dumps_for(task, worker.known)
-        except Exception as exc:
-            self._idle.append(worker)
-            self._post(unsendable(self, task, exc, "a worker process"))
+        for _ in range(self.max_send_attempts):
+            worker = self._idle.pop() if self._idle else self._spawn()
+            try:
+                data = dumps_for(task, worker.known)
+            except Exception as exc:
+                self._idle.append(worker)
+                self._post(unsendable(self, task, exc, "a worker process"))
+                return
+            try:
+                worker.conn.send((get_target_root(), data))
+            except OSError:  # it died idle, and the loop has not seen its EOF yet: try another
+                self._on_death(worker)
+                continue
+            worker.task = task
             return
-        worker.task = task
-        worker.conn.send((get_target_root(), data))
+        self._post((self, task.id, FAILED, (WorkerDiedError(
+            f"{self.max_send_attempts} worker processes in a row died before they could be sent task "
+            f"{task!r}; the machine may be out of memory or processes"
+        ), "")))
 
     def _on_readable(self, worker: _Worker) -> None:
         task = worker.task
@@ -440,6 +557,8 @@ class ProcessExecutor(_Executor):
             kind, payload, reset = pickle.loads(message)
             if reset:
                 worker.known.clear()
+            if kind == FAILED:
+                payload = unpack_failure(payload, task, "its worker process")
         except Exception as exc:
             kind, payload = FAILED, (TaskPicklingError(
                 f"the outcome of task {task!r} cannot be read back from its worker process: {exc}"
@@ -468,7 +587,7 @@ class ProcessExecutor(_Executor):
         for worker in self._workers:
             self._loop.remove_reader(worker.conn.fileno())
             if interrupted and worker.task is not None:
-                worker.process.terminate()
+                worker.process.kill()  # workers ignore SIGTERM
             worker.conn.close()  # idle workers see EOF and exit
         for worker in self._workers:
             worker.process.join(timeout=5)
@@ -477,6 +596,10 @@ class ProcessExecutor(_Executor):
                 worker.process.join()
         self._workers.clear()
         self._idle.clear()
+        if self._alive is not None:
+            for end in self._alive:
+                end.close()
+            self._alive = None
 
 
 def _start_method(requested: str | None) -> str:

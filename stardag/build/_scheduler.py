@@ -63,6 +63,13 @@ class Scheduler:
         self._wait_on(node, dep_ids)
         return node.state
 
+    def add_failed(self, task_id: str) -> None:
+        """Add a task that failed before it could run; tasks added later that need it are upstream-failed."""
+        if task_id in self._nodes:
+            raise ValueError(f"task {task_id!r} was already added")
+        self._nodes[task_id] = _Node(task_id)
+        self._nodes[task_id].state = FAILED
+
     def extend(self, task_id: str, dep_ids: Iterable[str]) -> int:
         """A running task now also waits on ``dep_ids``; return its new state."""
         node = self._nodes[task_id]

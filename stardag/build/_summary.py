@@ -18,6 +18,7 @@ class FailMode(enum.Enum):
 class BuildStatus(enum.Enum):
     SUCCESS = "success"
     FAILURE = "failure"
+    INTERRUPTED = "interrupted"  # stopped by Ctrl-C or SIGTERM (see BuildInterrupted)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +41,8 @@ class BuildSummary:
     ``n_discovered`` counts every distinct task reached from the roots;
     ``n_previously_complete`` those skipped because their output existed;
     ``n_upstream_failed`` those not run because a dependency failed;
-    ``n_not_run`` those left when a fail-fast build stopped.
+    ``n_not_run`` those left unfinished when the build stopped early (after a
+    failure under fail-fast, or interrupted), including tasks stopped while running.
     """
 
     status: BuildStatus
@@ -57,10 +59,11 @@ class BuildSummary:
         """Raise the first task's error (chained) when the build did not succeed."""
         if self.status is BuildStatus.SUCCESS:
             return
-        lines = "\n".join(f"  {failure}" for failure in self.failures)
+        lines = "".join(f"\n  {failure}" for failure in self.failures)
+        how = "was interrupted" if self.status is BuildStatus.INTERRUPTED else "failed"
         message = (
-            f"build failed: {self.n_failed} failed, {self.n_upstream_failed} not run because a "
-            f"dependency failed, {self.n_not_run} not run after fail-fast\n{lines}"
+            f"build {how}: {self.n_failed} failed, {self.n_upstream_failed} not run because a "
+            f"dependency failed, {self.n_not_run} not run because the build stopped early{lines}"
         )
         cause = self.failures[0].error if self.failures else None
         raise RuntimeError(message) from cause
