@@ -15,10 +15,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import pytest
 
@@ -107,22 +106,27 @@ def dask_cluster() -> Iterator[str]:
             proc.wait()
 
 
-# -- the Ctrl-C harness --------------------------------------------------------
+# -- the signal harness (tests/stopping_harness.py) ------------------------------
 
 
-def wait_for_runs(root: str, n_done: int, n_started: int, proc: subprocess.Popen,
-                  timeout: float = 30, message: str | None = None) -> list[tuple]:
-    """Wait until ``n_done`` tasks finished and ``n_started`` started under ``root``, while ``proc`` runs."""
-    import tasks_for_tests as tt
+@pytest.fixture
+def scripted(fresh_dir: str) -> Iterator[Callable[..., Any]]:
+    """Start builds that tests stop with real signals (``stopping_harness.ScriptedBuild``).
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        starts = tt.read_runs(root, "start")
-        if len(tt.read_runs(root)) >= n_done and len(starts) >= n_started:
-            return starts
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.02)
-    raise AssertionError(message or f"fewer than {n_done} tasks done or {n_started} started in {timeout} s")
+    Each runs in ``fresh_dir``, in a session of its own, killed with its process
+    group at the end of the test if it still runs.
+    """
+    from stopping_harness import ScriptedBuild
+
+    builds: list[ScriptedBuild] = []
+
+    def start(*args: Any, **kwargs: Any) -> ScriptedBuild:
+        builds.append(ScriptedBuild(fresh_dir, *args, **kwargs))
+        return builds[-1]
+
+    yield start
+    for build in builds:
+        build.close()
 
 
 def alive(process: psutil.Process) -> bool:

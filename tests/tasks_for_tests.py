@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import signal
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -535,3 +536,32 @@ class SlowWriter(AutoTask[str]):
             f.flush()
             time.sleep(60)
             f.write(" and the rest")
+
+
+class Gated(AutoTask[int]):
+    """Logs its start, then waits for ``<root>/release`` (up to 60 s) before it saves: the test says when it ends."""
+
+    value: int = 0
+    fail: bool = False
+
+    def run(self) -> None:
+        log_run(self, "start")
+        release = os.path.join(get_target_root(), "release")
+        deadline = time.monotonic() + 60
+        while not os.path.exists(release) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        _finish(self, self.value)
+
+
+class RaisesWorkerOnlyError(AutoTask[int]):
+    """Raises an exception whose class only its worker can import: it pickles there, but not back here."""
+
+    def run(self) -> None:
+        directory = os.path.join(get_target_root(), f"worker-only-{os.getpid()}")
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, "worker_only_errors.py"), "w") as f:
+            f.write("class WorkerOnlyError(Exception):\n    pass\n")
+        sys.path.insert(0, directory)
+        from worker_only_errors import WorkerOnlyError  # type: ignore[import-not-found]
+
+        raise WorkerOnlyError("only the worker knows this class")

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -18,8 +14,7 @@ import pydantic
 import pytest
 
 import tasks_for_tests as tt
-from conftest import alive, subprocess_env, wait_for_runs
-from stardag import AutoTask, DependencyCycleError, Task, TaskDefinitionError, TaskPicklingError, WorkerDiedError
+from stardag import AutoTask, DependencyCycleError, TaskDefinitionError, TaskPicklingError, WorkerDiedError
 from stardag.build import (
     BuildStatus,
     DefaultExecutionModeSelector,
@@ -30,6 +25,7 @@ from stardag.build import (
     build_sequential,
     build_sequential_aio,
 )
+from stardag.build._executors import OK, ProcessExecutor
 from stardag.target import target_root
 
 
@@ -245,13 +241,26 @@ def test_dynamic_dependencies_that_cannot_be_sent_back_fail_the_task_naming_it(r
     assert not task.complete()
 
 
-def test_an_exception_that_cannot_be_unpickled_still_names_the_task(root: str) -> None:
+def test_an_exception_that_cannot_be_unpickled_reaches_the_summary_as_text(root: str) -> None:
     task = tt.RaisesUnreadable()
     summary = build([task], task_runner=runner("process", max_process_workers=1))
     [failure] = summary.failures
     assert failure.task_id == task.task_id
     assert isinstance(failure.error, TaskPicklingError)
-    assert "RaisesUnreadable" in str(failure.error)
+    message = str(failure.error)
+    assert "task RaisesUnreadable()" in message and "tasks_for_tests.BadError: 1/2" in message
+    assert "cannot be sent back as itself (" in message  # and why
+    assert "raise BadError(1, 2)" in failure.traceback  # the worker's traceback
+
+
+def test_an_exception_only_the_worker_can_import_reaches_the_summary_as_text(root: str) -> None:
+    task = tt.RaisesWorkerOnlyError()
+    summary = build([task], task_runner=runner("process", max_process_workers=1))
+    [failure] = summary.failures
+    assert failure.task_id == task.task_id and isinstance(failure.error, TaskPicklingError)
+    assert "worker_only_errors.WorkerOnlyError: only the worker knows this class" in str(failure.error)
+    assert "No module named 'worker_only_errors'" in str(failure.error)
+    assert "raise WorkerOnlyError" in failure.traceback
 
 
 def test_an_exception_that_cannot_be_pickled_is_sent_as_text(root: str) -> None:
@@ -259,7 +268,7 @@ def test_an_exception_that_cannot_be_pickled_is_sent_as_text(root: str) -> None:
     summary = build([task], task_runner=runner("process", max_process_workers=1))
     [failure] = summary.failures
     assert failure.task_id == task.task_id
-    assert "holds a lambda" in str(failure.error)
+    assert "RuntimeError: holds a lambda" in str(failure.error)
     assert "tasks_for_tests.py" in failure.traceback  # the worker's traceback survives
     assert "raise error" in failure.traceback
 
@@ -309,6 +318,32 @@ def test_a_killed_worker_fails_its_task_and_the_next_build_resumes(how: str, say
     assert_no_workers_left()
 
 
+def test_an_idle_worker_that_died_unseen_costs_no_task() -> None:
+    """A worker killed while idle, its EOF not yet seen by the loop: the task goes to a fresh worker."""
+    outcomes: list[tuple] = []
+
+    async def main() -> None:
+        executor = ProcessExecutor(2, outcomes.append, "fork")
+        try:
+            executor.start_workers()
+            dead = executor._idle[-1]  # the next one handed a task
+            os.kill(dead.process.pid, signal.SIGKILL)
+            dead.process.join(5)
+            executor.submit(tt.Leaf(value=7), None)  # before the loop could see the EOF
+            deadline = time.monotonic() + 30
+            while not outcomes and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            assert dead not in executor._workers
+        finally:
+            executor.shutdown(False)
+
+    with target_root("memory://idle-worker-death"):  # Leaf saves nothing it must read back
+        asyncio.run(main())
+    [(_, task_id, kind, payload)] = outcomes
+    assert (task_id, kind) == (tt.Leaf(value=7).id, OK), payload
+    assert_no_workers_left()
+
+
 def test_a_killed_worker_under_fail_fast_stops_the_build(root: str) -> None:
     dies = tt.Dies(how="sigkill")
     top = tt.Sum(deps=(dies, tt.Leaf(value=1, sleep=0.1)))
@@ -320,77 +355,7 @@ def test_a_killed_worker_under_fail_fast_stops_the_build(root: str) -> None:
     assert_no_workers_left()
 
 
-# -- Ctrl-C ------------------------------------------------------------------
-
-_INTERRUPT_SCRIPT = textwrap.dedent('''
-    import sys
-    import tasks_for_tests as tt
-    from stardag.build import HybridConcurrentTaskRunner, build
-    from stardag.target import set_target_root
-
-    mode, root = sys.argv[1], sys.argv[2]
-    set_target_root(root)
-
-    def select(task):
-        if mode == "mixed":  # Leaf to the process pool, Sum to the thread pool
-            return "process" if isinstance(task, tt.Leaf) else "thread"
-        return mode
-
-    quick = [tt.Leaf(value=100 + i) for i in range(3)]  # done before the interrupt
-    leaves = [tt.Leaf(value=i, sleep=3) for i in range(6)]
-    sums = [tt.Sum(value=i, sleep=3) for i in range(6)]
-    top = tt.Sum(deps=tuple(quick + leaves + sums))
-    build([top], task_runner=HybridConcurrentTaskRunner(
-        execution_mode_selector=select, max_thread_workers=3, max_process_workers=3))
-    print("the build was not interrupted")
-''')
-
-
-@pytest.mark.parametrize(("mode", "to_group"), [("thread", False), ("process", False), ("mixed", True)])
-def test_ctrl_c_shuts_the_pools_down(mode: str, to_group: bool, fresh_dir: str) -> None:
-    """SIGINT to the build (or, like a terminal's Ctrl-C, to its whole process group)."""
-    script = Path(fresh_dir, "interrupted_build.py")
-    script.write_text(_INTERRUPT_SCRIPT)
-    root = os.path.join(fresh_dir, "root")
-    os.mkdir(root)
-    proc = subprocess.Popen([sys.executable, str(script), mode, root], env=subprocess_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        starts = wait_for_runs(root, 3, 3 + (6 if mode == "mixed" else 3), proc)
-        pids = {pid for _, _, pid, _ in starts}
-        if mode == "mixed":
-            assert proc.pid in pids and len(pids) > 1  # both pools are busy
-        descendants = psutil.Process(proc.pid).children(recursive=True)
-        assert (len(descendants) >= 3) == (mode != "thread")
-
-        if to_group:
-            os.killpg(proc.pid, signal.SIGINT)
-        else:
-            proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-    assert proc.returncode != 0 and "KeyboardInterrupt" in err, (proc.returncode, err)
-    assert "not interrupted" not in out
-    # Well under the sleepers' 3 s: a worker left running would still be alive here.
-    deadline = time.monotonic() + 1.5
-    while time.monotonic() < deadline and any(alive(p) for p in descendants):
-        time.sleep(0.05)
-    assert [p.pid for p in descendants if alive(p)] == [], "orphan worker processes"
-
-    # The quick tasks' outputs stay valid; the sleepers (3 s each) left nothing, not
-    # even a temporary file.
-    quick = [tt.Leaf(value=100 + i) for i in range(3)]
-    with target_root(root):
-        assert [leaf.load() for leaf in quick] == [100, 101, 102]
-        expected = sorted([tt.RUNS_LOG] + [os.path.relpath(leaf.output().path, root) for leaf in quick])
-    files = sorted(str(p.relative_to(root)) for p in Path(root).rglob("*") if p.is_file())
-    assert files == expected
-    assert sorted(tt.done_ids(root)) == sorted(t.task_id for t in quick)
+# -- cancellation ----------------------------------------------------------
 
 
 def test_cancelling_build_aio_stops_the_process_pool(root: str) -> None:
@@ -467,16 +432,89 @@ def test_sync_build_inside_a_running_loop_says_to_use_the_aio_one(entry: Any, fi
     assert not leaf.complete()
 
 
-class _CompleteRaises(Task):
-    """complete() breaks: discovery must say which task."""
+# -- requires() and complete() that raise --------------------------------------
 
-    def run(self) -> None:
-        pass
 
+class RequiresRaises(tt.Leaf):
+    def requires(self) -> Any:
+        raise KeyError("no such input")
+
+
+class CompleteRaises(tt.Leaf):
     def complete(self) -> bool:
         raise OSError("target store unreachable")
 
 
-def test_a_complete_check_that_raises_names_the_task():
-    with pytest.raises(TaskDefinitionError, match=r"complete\(\) of task _CompleteRaises\(\).*unreachable"):
-        build_sequential([_CompleteRaises()])
+class YieldsCompleteRaises(AutoTask[int]):
+    """Yields a task whose complete() raises, then a good leaf."""
+
+    def run(self) -> Any:
+        yield CompleteRaises(value=9)
+        self.output().save(1)
+
+
+def bad_definitions_dag() -> tuple[Any, ...]:
+    """
+    top ── RequiresRaises ┄┄ (its requires() raises)
+     └──── ok ── leaf 2
+    other ── CompleteRaises (its complete() raises)
+    third ── leaf 3
+    """
+    bad_requires, bad_complete = RequiresRaises(value=1), CompleteRaises(value=4)
+    ok = tt.Sum(deps=(tt.Leaf(value=2),), value=10)
+    top = tt.Sum(deps=(bad_requires, ok))
+    other = tt.Sum(deps=(bad_complete,), value=20)
+    third = tt.Sum(deps=(tt.Leaf(value=3),), value=30)
+    return bad_requires, bad_complete, ok, top, other, third
+
+
+@pytest.mark.parametrize("mode", SYNC_MODES)
+def test_continue_builds_everything_not_downstream_of_a_bad_requires_or_complete(mode: str, root: str) -> None:
+    bad_requires, bad_complete, ok, top, other, third = bad_definitions_dag()
+    recorder = tt.Recorder()
+    if mode == "sequential":
+        summary = build_sequential([top, other, third], registry=recorder, fail_mode=FailMode.CONTINUE)
+    else:
+        summary = build([top, other, third], task_runner=runner(mode, registry=recorder), fail_mode=FailMode.CONTINUE)
+
+    assert summary.status is BuildStatus.FAILURE
+    assert (summary.n_discovered, summary.n_succeeded, summary.n_failed, summary.n_upstream_failed) == (8, 4, 2, 2)
+    tt.assert_counts_add_up(summary)
+    assert ok.load() == 12 and third.load() == 33
+    assert not top.complete() and not other.complete()
+    by_id = {failure.task_id: failure for failure in summary.failures}
+    assert set(by_id) == {bad_requires.id, bad_complete.id}
+    for task, method, cause in ((bad_requires, "requires()", KeyError), (bad_complete, "complete()", OSError)):
+        failure = by_id[task.id]
+        assert isinstance(failure.error, TaskDefinitionError) and isinstance(failure.error.__cause__, cause)
+        assert f"{method} of task {task!r} failed" in str(failure.error)
+        assert "raise" in failure.traceback and cause.__name__ in failure.traceback
+    # The registry hears of both failures, after build_start.
+    events = [kind for kind, _ in recorder.events]
+    assert events[0] == "build_start" and events.count("task_fail") == 2
+    assert_no_workers_left()
+
+
+@pytest.mark.parametrize("mode", ["sequential", "process"])
+def test_fail_fast_records_a_bad_complete_in_the_summary_and_runs_nothing(mode: str, root: str) -> None:
+    bad_requires, bad_complete, ok, top, other, third = bad_definitions_dag()
+    summary = run_build(mode, [third, other, top])
+    assert summary.status is BuildStatus.FAILURE
+    [failure] = summary.failures
+    assert failure.task_id == bad_complete.id
+    assert "complete() of task CompleteRaises(value=4" in str(failure.error) and "unreachable" in str(failure.error)
+    assert summary.n_succeeded == 0 and tt.read_runs(root) == []
+    tt.assert_counts_add_up(summary)
+    with pytest.raises(RuntimeError, match="target store unreachable"):
+        summary.raise_for_status()
+
+
+@pytest.mark.parametrize("mode", ["sequential", "process"])
+def test_a_yielded_task_whose_complete_raises_fails_and_its_parent_is_upstream_failed(mode: str, root: str) -> None:
+    parent, good = YieldsCompleteRaises(), tt.Leaf(value=5)
+    summary = run_build(mode, [parent, good], FailMode.CONTINUE, max_process_workers=1)
+    [failure] = summary.failures
+    assert failure.task_id == CompleteRaises(value=9).id and "complete()" in str(failure.error)
+    assert (summary.n_succeeded, summary.n_upstream_failed) == (1, 1)
+    assert good.complete() and not parent.complete()
+    tt.assert_counts_add_up(summary)

@@ -193,9 +193,37 @@ def test_a_failing_task_under_continue_builds_everything_else(address: str, root
 
 
 def test_an_exception_that_cannot_be_unpickled_is_sent_as_text(address: str, root: str) -> None:
-    summary = build_on(address, tt.RaisesUnreadable())
+    task = tt.RaisesUnreadable()
+    summary = build_on(address, task)
     [failure] = summary.failures
-    assert "BadError: 1/2" in str(failure.error) and "raise BadError" in failure.traceback
+    assert failure.task_id == task.task_id and isinstance(failure.error, TaskPicklingError)
+    assert "task RaisesUnreadable() raised tasks_for_tests.BadError: 1/2 in its Dask worker" in str(failure.error)
+    assert "raise BadError" in failure.traceback
+
+
+def test_an_exception_only_the_worker_can_import_reaches_the_summary_as_text(address: str, root: str) -> None:
+    task = tt.RaisesWorkerOnlyError()
+    summary = build_on(address, task)
+    [failure] = summary.failures
+    assert failure.task_id == task.task_id and isinstance(failure.error, TaskPicklingError)
+    assert "worker_only_errors.WorkerOnlyError: only the worker knows this class" in str(failure.error)
+    assert "No module named 'worker_only_errors'" in str(failure.error)
+    assert "raise WorkerOnlyError" in failure.traceback
+
+
+def test_fail_fast_cancels_the_tasks_dask_has_not_started(address: str, root: str) -> None:
+    """Dask holds up to 8 tasks per thread: after a failure, those not running must not start.
+
+    (A worker freed by the failure may start one more before the cancellation
+    arrives: the build waits for it, and counts it.)
+    """
+    bad = tt.Leaf(value=-1, fail=True)
+    sleepers = [tt.Leaf(value=i, sleep=1.0) for i in range(6)]
+    summary = build_on(address, [bad, *sleepers])
+    assert [f.task_id for f in summary.failures] == [bad.task_id]
+    assert summary.n_succeeded <= 2 and summary.n_not_run >= 4, summary  # 2 worker threads
+    tt.assert_counts_add_up(summary)
+    assert len(tt.read_runs(root, "start")) == 1 + summary.n_succeeded  # bad, and what it waited for
 
 
 def test_system_exit_in_a_task_fails_the_task_not_the_worker(address: str, root: str) -> None:
@@ -434,52 +462,3 @@ def test_a_root_the_workers_do_not_see_is_refused_naming_it(address: str, fresh_
     assert repr(unshared) in message and "cannot read the probe file" in message
     assert "shared filesystem" in message
     assert os.listdir(os.path.join(fresh_dir, "targets")) == []  # the probe was removed
-
-
-_INTERRUPT_SCRIPT = '''
-import signal, sys
-signal.signal(signal.SIGINT, signal.default_int_handler)
-import tasks_for_tests as tt
-from stardag.build import DefaultExecutionModeSelector, HybridConcurrentTaskRunner, build
-from stardag.target import set_target_root
-
-if __name__ == "__main__":  # the LocalCluster's workers are spawned: they import this file
-    set_target_root(sys.argv[1])
-    runner = HybridConcurrentTaskRunner(
-        execution_mode_selector=DefaultExecutionModeSelector(sync_run_default="dask"), dask_n_workers=2)
-    build(tt.Sum(deps=tuple(tt.Leaf(value=i, sleep=30) for i in range(4))), task_runner=runner)
-    print("not interrupted")
-'''
-
-
-def test_ctrl_c_cancels_the_build_and_closes_its_local_cluster(fresh_dir: str) -> None:
-    import psutil
-    import signal
-    import subprocess
-    import sys
-
-    from conftest import alive, subprocess_env, wait_for_runs
-
-    script = Path(fresh_dir, "interrupted_dask_build.py")
-    script.write_text(_INTERRUPT_SCRIPT)
-    root = os.path.join(fresh_dir, "root")
-    os.mkdir(root)
-    proc = subprocess.Popen([sys.executable, str(script), root], env=subprocess_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        wait_for_runs(root, 0, 2, proc, timeout=60, message="the tasks never started")
-        descendants = psutil.Process(proc.pid).children(recursive=True)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert proc.returncode != 0 and "KeyboardInterrupt" in err, (proc.returncode, err)
-    assert "not interrupted" not in out
-
-    deadline = time.monotonic() + 5  # multiprocessing's resource tracker exits after its parent
-    while any(alive(p) for p in descendants) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert [p.pid for p in descendants if alive(p)] == [], "orphan worker processes"
-    assert tt.read_runs(root) == []  # nothing finished
