@@ -145,18 +145,6 @@ class _Inbox:
             self._awaiting = False
             self._waiter = None
 
-    def interrupt(self) -> None:
-        """Wake the driver; called by a signal handler, on the loop's thread, between any two bytecodes."""
-        try:
-            self._loop.call_soon_threadsafe(self._wake_waiter)
-        except RuntimeError:  # the loop is closed: nothing waits
-            pass
-
-    def _wake_waiter(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
     async def wait_threads(self) -> None:
         """Block until a worker thread rings, yielding to the loop every ``_POLL_S``."""
         self.lazy = True
@@ -625,7 +613,7 @@ class Driver:
                 _log.warning("stardag: %s again: stopping the running tasks now", name)
         except Exception:  # the handler may have interrupted a write to the same stream
             pass
-        self.inbox.interrupt()
+        self.inbox.wake()
 
     # -- the loop ----------------------------------------------------------
 
