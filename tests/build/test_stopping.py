@@ -154,3 +154,22 @@ def test_a_build_interrupted_is_a_keyboard_interrupt_not_an_exception(root: str)
     assert "interrupted by SIGINT" in str(error) and "1 succeeded" in str(error)
     with pytest.raises(RuntimeError, match="build was interrupted"):
         summary.raise_for_status()
+
+
+def test_ctrl_c_during_discovery_stops_at_once_with_nothing_run(root: str) -> None:
+    """Nothing runs yet while the build walks requires(): the first Ctrl-C stops it where it is."""
+
+    class InterruptsDiscovery(tt.Leaf):
+        def requires(self) -> Any:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)  # the interrupt lands here, long before this ends
+            return ()
+
+    others = [tt.Leaf(value=i) for i in range(3)]
+    start = time.monotonic()
+    with pytest.raises(BuildInterrupted) as raised:
+        build([*others, InterruptsDiscovery(value=9)])
+    assert time.monotonic() - start < 4
+    summary = raised.value.summary
+    assert (summary.status, summary.n_succeeded, summary.n_not_run) == (BuildStatus.INTERRUPTED, 0, 3)
+    assert not any(leaf.complete() for leaf in others)
