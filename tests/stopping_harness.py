@@ -1,6 +1,6 @@
 """Builds stopped by real signals, in a subprocess (conftest's ``scripted`` fixture starts them).
 
-The script builds ``top ── leaf 100, leaf 101 ── Gated 0..n-1``: the two quick
+The script builds ``top ── Gated 0..n-1 ── leaf 100, leaf 101``: the two quick
 leaves finish first, then the gated tasks wait for ``<root>/release``, so a
 test decides when the running tasks end and never races a sleep. The script
 prints, as JSON, the summary it got (on ``BuildInterrupted``, or returned), and
@@ -48,7 +48,7 @@ def main(mode, root, n_gated, n_workers, start_method):
         _executors._PDEATHSIG = False
         start_method = start_method[:-len("+watchdog")]
     quick = [tt.Leaf(value=100 + i) for i in range(2)]
-    gated = [tt.Gated(value=i) for i in range(n_gated)]
+    gated = [tt.Gated(value=i, deps=tuple(quick)) for i in range(n_gated)]  # after quick, in any mode
     top = tt.Sum(deps=tuple(quick + gated))
     before = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
     try:

@@ -543,6 +543,10 @@ class Gated(AutoTask[int]):
 
     value: int = 0
     fail: bool = False
+    deps: tuple[Task, ...] = ()
+
+    def requires(self) -> Any:
+        return self.deps
 
     def run(self) -> None:
         log_run(self, "start")

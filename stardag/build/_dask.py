@@ -472,11 +472,12 @@ class DaskExecutor(_Executor):
         for task, _ in pending:
             self._post((self, task.id, NOT_RUN, None))
         try:
-            processing = {key for keys in self._client.processing().values() for key in keys}
+            # What runs in a worker's thread now (processing() also lists what waits in a worker).
+            running = {key for keys in self._client.call_stack().values() for key in keys}
         except Exception:  # the connection may be what failed: leave the rest to run
             return
         waiting = [s.future for s in list(self._futures.values())
-                   if s.future.key not in processing and s.future.status == "pending"]
+                   if s.future.key not in running and s.future.status == "pending"]
         if waiting:
             self._cancelled.update(future.key for future in waiting)
             with contextlib.suppress(Exception):

@@ -38,7 +38,7 @@ N_GATED = 4
 def test_a_signal_stops_the_build_after_the_running_tasks_with_the_summary(
         scripted: Any, mode: str, n_running: int, signum: int, group: bool) -> None:
     """
-    top ── leaf 100, leaf 101 (done first) ── Gated 0..3 (n_running of them running at the signal)
+    top ── Gated 0..3 (n_running of them running at the signal) ── leaf 100, leaf 101 (done first)
     """
     run = scripted(mode, N_GATED)
     run.wait_for_gated(n_running)
