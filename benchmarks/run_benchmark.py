@@ -56,7 +56,7 @@ def run_scenarios(names: list[str]) -> list[dict]:
             rows.append({"scenario": name, "configuration": config.name, "n_tasks": dag.n_tasks,
                          "seconds": runs, "median_s": median, "ideal_s": ideal,
                          "efficiency": ideal / median})
-            print(f"  {name:<11} {config.name:<13} {median:8.3f} s   ideal {ideal:7.3f} s   "
+            print(f"  {name:<18} {config.name:<13} {seconds(median):>9}   ideal {seconds(ideal):>9}   "
                   f"efficiency {ideal / median:.2f}",
                   flush=True)
     return rows
@@ -91,6 +91,15 @@ def run_light() -> list[dict]:
     return rows
 
 
+def seconds(value: float) -> str:
+    """A duration with 3 significant digits in s, ms or µs: builds take from 0.5 ms to 50 s."""
+    if value >= 1:
+        return f"{value:.2f} s"
+    if value >= 1e-3:
+        return f"{value * 1e3:.3g} ms"
+    return f"{value * 1e6:.3g} µs"
+
+
 def aligned(header: list[str], rows: list[list[str]]) -> str:
     """A Markdown table whose columns line up: the first left-aligned, the others right."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
@@ -110,7 +119,7 @@ def format_table(rows: list[dict]) -> str:
         cells = {r["configuration"]: r for r in rows if r["scenario"] == scenario}
         n_tasks = next(iter(cells.values()))["n_tasks"]
         lines.append([scenario, str(n_tasks)] + [
-            f"{cells[n]['median_s']:.2f} s (ideal {cells[n]['ideal_s']:.2f})" if n in cells else "n/a"
+            f"{seconds(cells[n]['median_s'])} (ideal {seconds(cells[n]['ideal_s'])})" if n in cells else "n/a"
             for n in names])
     return aligned(["scenario", "tasks", *names], lines)
 
@@ -192,7 +201,10 @@ def main(argv: list[str] | None = None) -> int:
 
     print("\nBuild time in seconds, lower is better (ideal: zero-overhead schedule on the "
           "configuration's workers and cores)")
-    print(format_table(rows))
+    table = format_table(rows)
+    print(table)
+    if "n/a" in table:
+        print("n/a: not run; the scenario lists fewer configurations (its --help line says which)")
     if light:
         print("\nLight tasks: build overhead in µs per task (build time minus floor); "
               "floor = run() + one write per task, no scheduler")

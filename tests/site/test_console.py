@@ -188,6 +188,14 @@ def test_runner_tables_line_up():
     assert "n/a" in run_benchmark.format_table(rows)  # the configuration that did not run
 
 
+def test_runner_times_keep_three_digits_from_microseconds_to_minutes():
+    assert [run_benchmark.seconds(x) for x in (47.754, 1.0, 0.7734, 0.00077, 0.0000031)] == [
+        "47.75 s", "1.00 s", "773 ms", "770 µs", "3.1 µs"]
+    row = {"scenario": "light_tree", "configuration": "sequential", "n_tasks": 15,
+           "median_s": 0.00077, "ideal_s": 0.00031}
+    assert "770 µs (ideal 310 µs)" in run_benchmark.format_table([row])
+
+
 def test_runner_help_lists_scenarios_and_configurations():
     out = subprocess.run([sys.executable, "-m", "benchmarks.run_benchmark", "--help"], cwd=REPO,
                          capture_output=True, text=True, check=True).stdout
