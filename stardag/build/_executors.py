@@ -129,16 +129,17 @@ def describe_output(task: Task) -> str:
 def finished(task: Task, method: str) -> tuple[int, Any]:
     """``OK`` if ``task`` is complete now that its ``method`` returned, else ``FAILED`` naming its output."""
     try:
-        target = task.output()
         cls = type(task)
         default = _default_complete.get(cls)
         if default is None:  # a class attribute lookup costs more than this dict's
             default = _default_complete[cls] = cls.complete is Task.complete
         if default:  # Task.complete, inlined: this runs once per task
+            target = task.output()
             if target is None or target.exists():
                 return OK, None  # no output declared, or written
         elif task.complete():
             return OK, None
+        target = task.output()
         if target is not None and not target.exists():
             error = TaskOutputMissingError(
                 f"task {task!r} finished without writing its output {describe_output(task)}: "
