@@ -68,30 +68,30 @@ _BY_CLASS = (DefaultExecutionModeSelector.__call__, _SequentialSelector.__call__
 # The longest the driver blocks on worker threads before it looks at the event
 # loop again (a Ctrl-C that only cancels the build's task is seen then).
 _POLL_S = 0.5
+_WAKE = object()  # put on ``_Inbox.threaded`` by wake(): not an outcome
 
 
 class _Inbox:
     """Outcomes waiting for the driver.
 
-    Executors on the loop's thread append to ``items``; other threads append to
-    ``threaded`` and ring. While the driver awaits the loop, a ring wakes the
-    loop. When only threads have work in flight and the driver owns its loop, it
-    blocks on a bell instead (a thread hand-off, not a trip through the
-    selector), and is ``lazy``: an outcome posted as not urgent (a task done,
-    its worker busy with the next one) does not ring. The driver hears of it
-    with the next urgent one, at the latest when the thread pool's queue runs
-    dry; that is soon enough, as the tasks it would dispatch meanwhile could only
-    start after those already queued. Each ring costs a hand-off of the GIL to
-    the driver and back: on CPU-bound tasks, one per task cost more than the
-    contention between the worker threads themselves.
+    Executors on the loop's thread append to ``items``; worker threads put on
+    ``threaded`` and wake the loop only while the driver awaits it. When only
+    threads have work in flight and the driver owns its loop, it blocks on
+    ``threaded`` directly (a thread hand-off, not a trip through the selector)
+    and is ``lazy``: an outcome posted as not urgent (a task done, its worker
+    busy with the next one) goes to ``deferred`` and wakes nobody. The driver
+    takes it with the next urgent one, at the latest when the thread pool's
+    queue runs dry; that is soon enough, as the tasks it would dispatch
+    meanwhile could only start after those already queued. Each wake-up costs a
+    hand-off of the GIL to the driver and back: on CPU-bound tasks, one per task
+    cost more than the contention between the worker threads themselves.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.items: collections.deque[tuple] = collections.deque()
-        self.threaded: collections.deque[tuple] = collections.deque()  # appended by any thread
+        self.threaded: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.deferred: collections.deque[tuple] = collections.deque()  # appended by worker threads
         self.lazy = False
-        self._bell: queue.SimpleQueue[None] = queue.SimpleQueue()
-        self._rung = False  # a token is in the bell, not yet taken
         self._loop = loop
         self._waiter: asyncio.Future | None = None
         self._awaiting = False
@@ -104,20 +104,19 @@ class _Inbox:
             waiter.set_result(None)
 
     def post_threadsafe(self, outcome: tuple, urgent: bool = True) -> None:
-        self.threaded.append(outcome)
-        # The append comes before the flag tests, and the driver sets a flag
-        # before it last looks at ``threaded``: one of the two sees the other.
-        if self._awaiting:
-            if not self._wake_pending:
-                self._wake_pending = True
-                self._loop.call_soon_threadsafe(self._wake)
-        elif (urgent or not self.lazy) and not self._rung:
-            self._rung = True
-            self._bell.put(None)
+        if not urgent and self.lazy:
+            self.deferred.append(outcome)
+            return
+        self.threaded.put(outcome)
+        # The put comes before the flag test, and the driver sets the flag before
+        # it last looks at the queue: one of the two always sees the other.
+        if self._awaiting and not self._wake_pending:
+            self._wake_pending = True
+            self._loop.call_soon_threadsafe(self._wake)
 
     def wake(self) -> None:
-        """Wake the driver wherever it waits (any thread, or a signal handler)."""
-        self._bell.put(None)
+        """Wake the driver wherever it waits (from any thread, or a signal handler)."""
+        self.threaded.put(_WAKE)
         try:
             self._loop.call_soon_threadsafe(self._wake)
         except RuntimeError:  # the loop is closed: nothing waits
@@ -130,14 +129,18 @@ class _Inbox:
             waiter.set_result(None)
 
     def drain_threaded(self) -> None:
-        threaded, items = self.threaded, self.items
-        while threaded:
-            items.append(threaded.popleft())
+        threaded, items, deferred = self.threaded, self.items, self.deferred
+        while deferred:
+            items.append(deferred.popleft())
+        while not threaded.empty():
+            outcome = threaded.get_nowait()
+            if outcome is not _WAKE:
+                items.append(outcome)
 
     async def wait(self) -> None:
         self._awaiting = True
         try:
-            if self.items or self.threaded:
+            if self.items or self.deferred or not self.threaded.empty():
                 return
             self._waiter = self._loop.create_future()
             await self._waiter
@@ -146,17 +149,18 @@ class _Inbox:
             self._waiter = None
 
     async def wait_threads(self) -> None:
-        """Block until a worker thread rings, yielding to the loop every ``_POLL_S``."""
+        """Block until a worker thread posts an urgent outcome, yielding to the loop every ``_POLL_S``."""
         self.lazy = True
         try:
-            if self.items or self.threaded:
+            if self.items:
                 return
             try:
-                self._bell.get(timeout=_POLL_S)
+                outcome = self.threaded.get(timeout=_POLL_S)
             except queue.Empty:
                 await asyncio.sleep(0)
             else:
-                self._rung = False  # before the loop drains ``threaded``
+                if outcome is not _WAKE:
+                    self.items.append(outcome)
         finally:
             self.lazy = False
 
@@ -490,12 +494,11 @@ class Driver:
         elif kind == ex.BLOCKED:
             self._requeue(task_id)
         # else NOT_RUN: the build stopped before this task started; it stays unfinished
-        if self.stopping:
-            return
-        if executor.backlog:
-            self._start(executor, executor.backlog.popleft())
-        elif self._pipelinable:
-            self._start_pipelinable(executor)
+        if (executor.backlog or self._pipelinable) and not self.stopping:
+            if executor.backlog:
+                self._start(executor, executor.backlog.popleft())
+            else:
+                self._start_pipelinable(executor)
 
     def _note_complete(self, tasks: list[Task]) -> None:
         for task in tasks:
@@ -678,7 +681,7 @@ class Driver:
         return summary
 
     async def _loop(self) -> None:
-        scheduler, inbox, handle = self.scheduler, self.inbox, self._handle
+        scheduler, inbox, handle, flushing = self.scheduler, self.inbox, self._handle, self._flushing
         items = inbox.items
         while True:
             if self._signalled:
@@ -701,8 +704,9 @@ class Driver:
                 if cycle is None:  # pragma: no cover - would be a scheduler bug
                     raise RuntimeError("build stalled with unfinished tasks and no cycle")
                 raise DependencyCycleError(f"dependency cycle: {_short_cycle(cycle, self.tasks)}", cycle)
-            for executor in self._flushing:
-                executor.flush()
+            if flushing:
+                for executor in flushing:
+                    executor.flush()
             threads = self._executors.get(THREAD)
             if self.owns_loop and threads is not None and threads.n_running == self.n_in_flight:
                 await inbox.wait_threads()

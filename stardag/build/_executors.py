@@ -41,6 +41,7 @@ from typing import Any, Callable
 from ..errors import TaskOutputMissingError, TaskPicklingError, WorkerDiedError
 from ..target import get_target_root, set_target_root
 from ..task import Task, check_unchanged, dumps_for, flatten_tasks, loads_into
+from ._gil import GilGate
 
 __all__ = [
     "AsyncExecutor",
@@ -240,6 +241,15 @@ class AsyncExecutor(_Executor):
             await asyncio.gather(*self._running, return_exceptions=True)
 
 
+class _Everything:
+    def __contains__(self, item: Any) -> bool:
+        return True
+
+
+_EVERYTHING = _Everything()  # every class is free where the gate cannot judge
+_NOTHING = object()
+
+
 class ThreadExecutor(_Executor):
     """A lean thread pool: one queue in, outcomes posted to the driver thread-safely.
 
@@ -247,7 +257,9 @@ class ThreadExecutor(_Executor):
     many as threads) wait in the queue, so a thread that finishes picks up its
     next task without waiting for the driver. Its outcome is then not urgent:
     the driver hears of it when the queue runs dry (see ``_Inbox``), instead of
-    taking the GIL from the workers after every task. Queued tasks that a
+    taking the GIL from the workers after every task. Tasks of a class found
+    to hold the GIL run one at a time (``_gil.GilGate``): the worker that ends
+    one runs the next, the others take what else is queued. Queued tasks that a
     stopping build no longer wants come back ``NOT_RUN``.
     """
 
@@ -259,6 +271,7 @@ class ThreadExecutor(_Executor):
         self._queue: Any = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._stopping = False
+        self.gate = GilGate()
 
     def submit(self, task: Task, resume: Any) -> None:
         self.n_running += 1
@@ -271,20 +284,37 @@ class ThreadExecutor(_Executor):
         self._queue.put((task, resume))
 
     def _work(self) -> None:
-        tasks, post = self._queue, self._post
-        item = tasks.get()
+        tasks, post, gate = self._queue, self._post, self.gate
+        free = gate.free if gate.enabled else _EVERYTHING
+        item, gated = tasks.get(), False  # gated: the gate let this item run, and hears when it ends
         while item is not None:
             task, resume = item
             if self._stopping:
                 kind, payload = NOT_RUN, None
             else:
+                if not gated and type(task) not in free:
+                    if not gate.admit(type(task), item):
+                        item = tasks.get()  # held: the worker running its class runs it later
+                        continue
+                    gated = True
                 try:
                     kind, payload = run_sync(task, resume)
                 except BaseException as exc:  # SystemExit and friends must not kill the worker silently
                     kind, payload = FAILED, (exc, traceback.format_exc())
-            try:
-                item = tasks.get_nowait()
-            except queue.Empty:  # idle next: the driver must hear now
+            if gated:
+                held = gate.finished(type(task))
+                if held is not None:  # its class runs serially: this worker goes on with it
+                    post((self, task.id, kind, payload), kind != OK)
+                    item = held
+                    continue
+                gated = False
+            item = _NOTHING
+            if not tasks.empty():  # (a chain finds it empty every time: no exception raised then)
+                try:
+                    item = tasks.get_nowait()
+                except queue.Empty:  # another worker took it
+                    pass
+            if item is _NOTHING:  # idle next: the driver must hear now
                 post((self, task.id, kind, payload), True)
                 item = tasks.get()
             else:  # urgent unless it went well and more tasks wait behind the one taken

@@ -63,8 +63,8 @@ def test_a_fan_in_wakes_the_driver_once_per_queue_not_per_task(root: str, rings:
     assert summary.n_succeeded == 61
     assert len(rings) == 61
     # One queue holds at least 8 tasks ahead: ~61 / 8 urgent outcomes, plus the
-    # ones of workers that found the queue empty at the end.
-    assert sum(rings) <= 61 // 4, rings
+    # ones of workers that found the queue empty (at the end, or while the driver refilled it).
+    assert sum(rings) <= 61 // 3, rings
 
 
 def test_a_failure_is_urgent(root: str, rings: list[bool]) -> None:
@@ -76,3 +76,64 @@ def test_a_failure_is_urgent(root: str, rings: list[bool]) -> None:
     # had taken (and one more, if the driver was slow to get the GIL) still runs.
     assert summary.n_succeeded <= 5
     assert summary.n_succeeded + summary.n_not_run + summary.n_failed + summary.n_upstream_failed == 31
+
+
+class Spin(AutoTask[int]):
+    """Runs Python code for ``seconds`` without releasing the GIL; logs when it started and ended."""
+
+    task_namespace = "test_thread_pool"
+    index: int
+    seconds: float = 0.03
+
+    def run(self) -> None:
+        start = time.perf_counter()
+        while time.perf_counter() - start < self.seconds:
+            sum(range(200))
+        self.output().save(self.index)
+        SPANS.append((start, time.perf_counter()))
+
+
+SPANS: list[tuple[float, float]] = []
+
+
+def _max_overlap(spans: list[tuple[float, float]]) -> int:
+    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+@pytest.fixture
+def gates(monkeypatch: pytest.MonkeyPatch) -> list:
+    """The GIL gate of every thread pool built."""
+    from stardag.build import _executors
+
+    found = []
+    init = _executors.ThreadExecutor.__init__
+
+    def keep(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        found.append(self.gate)
+
+    monkeypatch.setattr(_executors.ThreadExecutor, "__init__", keep)
+    return found
+
+
+def test_tasks_that_hold_the_gil_run_one_at_a_time(root: str, gates: list) -> None:
+    SPANS.clear()
+    summary = build([Spin(index=i) for i in range(8)], task_runner=_runner(4))
+    assert summary.n_succeeded == 8
+    (gate,) = gates
+    if not gate.enabled:  # no per-thread CPU clock on this platform: the pool runs them as before
+        return
+    # Side by side they would only take turns at the GIL, each turn a hand-off between threads.
+    assert gate.verdicts() == {"Spin": "serial"}
+    assert _max_overlap(SPANS) == 1, SPANS
+
+
+def test_tasks_that_wait_run_side_by_side(root: str, gates: list) -> None:
+    summary = build([Nap(index=300 + i) for i in range(8)], task_runner=_runner(4))
+    assert summary.n_succeeded == 8
+    assert gates[0].verdicts() in ({"Nap": "free"}, {})
