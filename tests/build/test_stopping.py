@@ -33,6 +33,7 @@ N_GATED = 4
     ("process", 2, signal.SIGINT, True),  # a terminal's Ctrl-C reaches the workers too
     ("mixed", 2, signal.SIGINT, True),
     ("thread", 2, signal.SIGTERM, False),
+    ("process", 2, signal.SIGTERM, False),  # its busy workers used to run on for ever
     ("process", 2, signal.SIGTERM, True),  # a service manager's SIGTERM to every process
 ], ids=lambda v: getattr(v, "name", str(v)))
 def test_a_signal_stops_the_build_after_the_running_tasks_with_the_summary(
