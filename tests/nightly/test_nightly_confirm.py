@@ -56,6 +56,12 @@ def test_only_confirmed_regressions_are_reported_with_the_machine_loaded(tmp_pat
         assert night["regressions"] == [], night["report"]
         assert "No regressions." in night["report"]
         nights.append(night)
+    # Every stored result says which machine and settings measured it.
+    for commit, result in project.stored_results().items():
+        label = result["stardag_nightly"]
+        assert (label["machine"], label["quick"], label["smoke"]) == ("testbox", False, False)
+        assert label["PYTHONHASHSEED"] == "0" and label["valgrind"].startswith("valgrind")
+        assert len(label["suite_commit"]) == 40 and len(label["load_1min"]) == 2
     # What the nomination alone would have reported: all judged noise, none reported.
     nominated = [r for night in nights for r in night["not_reported"]]
     assert all(r["verdict"] == "noise" and r["interleaved"] for r in nominated), nominated
@@ -91,3 +97,15 @@ def test_only_confirmed_regressions_are_reported_with_the_machine_loaded(tmp_pat
     print("25% slower: stored", round(timed["ratio"], 3), "interleaved",
           round(figures["ratio"], 3), "p", figures["p_value"], "| counted:",
           round(counted[slow]["ratio"], 4), round(counted[more]["ratio"], 4))
+
+
+def test_a_smoke_environment_is_refused_before_anything_is_measured(tmp_path, env_dir):
+    project = TinyProject(tmp_path, env_dir)
+    project.commit("c0")
+    proc = subprocess.run(project.args(), env=project.env(STARDAG_BENCH_SMOKE="1"),
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
+    out = check_run(proc, code=2)
+    assert "nightly run refused: $STARDAG_BENCH_SMOKE=1 is set" in out and "unset it" in out
+    assert "Traceback" not in out
+    assert not (project.store / "testbox").exists()  # nothing stored
+    assert not (project.state / "staging").exists()

@@ -115,7 +115,8 @@ def run(opts: Options) -> int:
                         lock.previous.stamp)
         try:
             code = _run(opts, state, lock.fd, log_path)
-        except (CheckoutError, DeployError, StoreError, LockError) as exc:
+        except (CheckoutError, DeployError, StoreError, LockError,
+                provenance.UncleanEnvironment) as exc:
             log.error("nightly run refused: %s", exc)
             code = EXIT_ERROR
         except Exception as exc:  # the log must say why the job stopped
