@@ -33,8 +33,8 @@ from typing import Any
 __all__ = ["GilGate"]
 
 FREE, SERIAL = "free", "serial"
-PROBE_S = 0.002  # how long a second task of an unknown class waits before it looks
-_SAMPLES = 5  # looks before a busy first task that never kept it from the GIL is judged free
+PROBE_S = 0.0005  # how long a second task of an unknown class waits before it looks
+_SAMPLES = 20  # looks before a busy first task that never kept it from the GIL is judged free
 _CAN_PROBE = hasattr(time, "pthread_getcpuclockid")
 
 
