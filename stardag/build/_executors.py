@@ -281,7 +281,10 @@ class ThreadExecutor(_Executor):
             )
             thread.start()
             self._threads.append(thread)
-        self._queue.put((task, resume))
+        item = (task, resume)
+        if type(task) in self.gate.serial and self.gate.hold(type(task), item):
+            return  # the worker running its class takes it next
+        self._queue.put(item)
 
     def _work(self) -> None:
         tasks, post, gate = self._queue, self._post, self.gate

@@ -65,8 +65,10 @@ class GilGate:
         self._running: dict[type, bool] = {}  # serial classes: one of its tasks runs
         self._held: dict[type, collections.deque] = {}
         self.enabled = _CAN_PROBE
-        # Classes found free: workers test this set before calling the gate at all.
+        # Classes found free: workers test this set before calling the gate at all;
+        # classes found serial: the pool hands their tasks to ``hold`` first.
         self.free: set[type] = set()
+        self.serial: set[type] = set()
 
     def verdicts(self) -> dict[str, str]:
         """``{class name: "free" or "serial"}`` for the classes judged so far."""
@@ -101,6 +103,14 @@ class GilGate:
                 if self._judge(cls, probe, time.perf_counter() - waited - PROBE_S, sample == _SAMPLES):
                     break
 
+    def hold(self, cls: type, item: Any) -> bool:
+        """Keep ``item`` for the worker running its (serial) class, if one runs: no idle worker wakes for it."""
+        with self._lock:
+            if not self._running.get(cls):
+                return False
+            self._held.setdefault(cls, collections.deque()).append(item)
+            return True
+
     def _judge(self, cls: type, probe: _Probe, late: float, last: bool) -> bool:
         """The first task of ``cls`` still runs; we woke ``late`` seconds late. Whether a verdict is in."""
         with self._lock:
@@ -121,6 +131,7 @@ class GilGate:
             self._verdict[cls] = verdict
             if verdict is SERIAL:
                 self._running[cls] = True  # the first task
+                self.serial.add(cls)
             else:
                 self.free.add(cls)
             del self._probes[cls]
