@@ -46,6 +46,7 @@ import pickle
 import signal
 import socket
 import threading
+import time
 import traceback
 import uuid
 from typing import Any, Callable
@@ -225,6 +226,25 @@ def _probe_root(probe: str, token: str) -> tuple[bool, str]:
     return True, reply
 
 
+# (scheduler address, root, the workers) -> when they were last seen to share the root.
+_ROOTS_CHECKED: dict[tuple[str, str, frozenset], float] = {}
+ROOT_CHECK_TTL_S = 60.0  # builds that follow within this time on the same workers skip the probe
+
+
+def _check_root_once(client: Any, root: str) -> None:
+    """:func:`_check_root`, unless the same workers passed it for ``root`` in the last ``ROOT_CHECK_TTL_S``.
+
+    A build of 100 light tasks took a third longer than Dask's own for the probe
+    alone; a worker that restarts comes back under a new address, and is probed.
+    """
+    key = (client.scheduler.address, root, frozenset(client.nthreads()))
+    now = time.monotonic()
+    if now - _ROOTS_CHECKED.get(key, -ROOT_CHECK_TTL_S) < ROOT_CHECK_TTL_S:
+        return
+    _check_root(client, root)
+    _ROOTS_CHECKED[key] = now
+
+
 def _check_root(client: Any, root: str) -> None:
     """Raise TargetError unless every worker sees and can write the driver's ``root``."""
     token = uuid.uuid4().hex
@@ -314,7 +334,7 @@ class DaskExecutor(_Executor):
             self._address = self._client.scheduler.address
             try:
                 n_threads = self._wait_for_threads()
-                _check_root(self._client, self._root)
+                _check_root_once(self._client, self._root)
             except (StardagError, ImportError):
                 raise
             except Exception as exc:
