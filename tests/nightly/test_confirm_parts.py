@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
 
-from _nightly import confirm, provenance  # noqa: E402
+from _nightly import confirm, noise, provenance  # noqa: E402
 from _nightly.regression import (CONFIRMED, COUNTED, NOISE, UNMEASURED, Regression,  # noqa: E402
                                  format_report, threshold_for)
 
@@ -116,3 +116,32 @@ def test_a_smoke_environment_is_refused(monkeypatch):
     provenance.refuse_unclean({})
     with pytest.raises(provenance.UncleanEnvironment, match="matrix.env_nobuild"):
         provenance.refuse_unclean({"matrix": {"env_nobuild": {"STARDAG_BENCH_SMOKE": "1"}}})
+
+
+def test_a_noise_band_is_the_90th_percentile_of_consecutive_ratios():
+    steady = [1.0, 1.1, 1.0, 0.95, 1.05, 1.0, 1.1, 1.0, 1.02, 1.0, 0.98]
+    band = noise.band_of(steady)
+    assert band.n_ratios == 10 and 1.09 < band.factor <= 1.11
+    noisy = [1.0, 3.0, 1.0, 2.5, 1.0, 4.0, 1.2, 1.0, 3.5, 1.0, 1.0]
+    assert noise.band_of(noisy).factor >= 3.0
+    assert noise.band_of([1.0, 2.0, 1.0]) is None  # too few results: no band yet
+    assert noise.band_of([None, float("nan"), 0.0] + steady).n_ratios == 10  # gaps left out
+
+
+class _History:
+    def __init__(self, factor):
+        self.factor = factor
+
+    def band(self, benchmark, commit, python):
+        return noise.Band(self.factor, 12)
+
+
+def test_a_candidate_inside_its_noise_band_is_noise_without_a_second_look(tmp_path):
+    fake = _Fake(tmp_path, {"b.T.time_big": ([1.0] * 6, [3.0] * 6)})
+    fake.history = _History(2.0)
+    done = fake.confirm([_candidate("b.T.time_small", after=1.8),
+                         _candidate("b.T.time_big", after=3.0)])
+    assert fake.measured == ["b.T.time_big"]  # only the one beyond its band
+    small = next(r for r in done if r.benchmark == "b.T.time_small")
+    assert small.verdict == NOISE and "noise band on this machine: 2.00x" in small.note
+    assert "inside its noise band" in format_report(done, "h")

@@ -13,7 +13,8 @@ Mann-Whitney U test says the two differ (p < ``P_THRESHOLD``); otherwise it
 is noise, listed as such with both sets of figures. Instruction counts need
 no second look (their verdict is ``counted`` already).
 
-Cost: at most ``max_confirm`` candidates a night, the biggest slowdowns of
+A candidate inside its benchmark's noise band on this machine (noise.py) is
+noise without a second look. Cost: at most ``max_confirm`` candidates a night, the biggest slowdowns of
 tonight's commits first, and no new group after ``minutes``; the rest wait
 for the next night (``pending`` in ``STATE/confirmations.json``). Verdicts are
 kept there too, so a step asv keeps listing night after night is measured once.
@@ -36,6 +37,7 @@ from asv._stats import mann_whitney_u
 from asv.results import Results
 
 from _nightly.git import GitError, ancestors
+from _nightly.noise import Band, History
 from _nightly.regression import CANDIDATE, CONFIRMED, NOISE, UNMEASURED, Regression
 
 log = logging.getLogger("nightly")
@@ -62,6 +64,7 @@ class Confirmer:
     max_confirm: int = 10
     minutes: float | None = 60.0
     stamp: str = ""
+    history: History | None = None  # the benchmarks' noise bands (noise.py)
     spent: dict = field(default_factory=dict)
 
     def confirm(self, candidates: list[Regression]) -> list[Regression]:
@@ -82,6 +85,8 @@ class Confirmer:
                 night = (known.interleaved or {}).get("night") or "an earlier night"
                 done.append(replace(r, verdict=known.verdict, interleaved=known.interleaved,
                                     note=f"measured again by run {night}"))
+            elif (band := self._band(r)) is not None and (r.ratio or 0) <= band.factor:
+                done.append(replace(r, verdict=NOISE, note=band.describe()))
             else:
                 todo.append(r)
         todo.sort(key=lambda r: (not r.new, -(r.ratio or 0), r.benchmark))
@@ -104,6 +109,11 @@ class Confirmer:
                  self.spent["measured"], self.spent["seconds"], self.max_confirm, self.rounds,
                  counts[CONFIRMED], counts[NOISE], counts[UNMEASURED])
         return sorted(done, key=lambda r: (not r.new, -(r.ratio or 0), r.benchmark))
+
+    def _band(self, r: Regression) -> Band | None:
+        if self.history is None or r.counted:
+            return None
+        return self.history.band(r.benchmark, r.commit_after, r.graph.get("python", ""))
 
     def _measure(self, todo: list[Regression], started: float) -> list[Regression]:
         groups: dict[tuple[str, str, str], list[Regression]] = {}
@@ -262,4 +272,5 @@ def for_job(candidates: list[Regression], job: Job, opts, repo: str, results: li
         benchmarked={(r.commit_hash, r.python) for r in results},
         state_dir=opts.state_dir, rounds=opts.confirm_rounds, max_confirm=opts.max_confirm,
         minutes=opts.confirm_minutes, stamp=stamp,
+        history=History(repo, results, opts.machine),
     ).confirm(candidates)

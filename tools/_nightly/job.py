@@ -62,7 +62,7 @@ class Options:
     cpu_affinity: set[int] | None = None
     threads: int = 1
     regression_threshold: float | None = None
-    compare_factor: float = 1.5
+    compare_factor: float = 1.2
     max_confirm: int = 10  # candidate regressions measured again per run (confirm.py)
     confirm_rounds: int = 6
     confirm_minutes: float | None = 60.0

@@ -272,8 +272,9 @@ def format_report(regressions: list[Regression], header: str) -> str:
     sections = (
         (new, f"New regressions ({len(new)}), first slow commit benchmarked by this run:"),
         (old, f"Still open from earlier runs ({len(old)}):"),
-        (noise, f"Not confirmed (noise) ({len(noise)}): measured again tonight, interleaved "
-                "with the commit before, they were not slower by the factor, or not significantly:"),
+        (noise, f"Not confirmed (noise) ({len(noise)}): measured again, interleaved with the "
+                "commit before, not slower by the factor or not significantly; or inside the "
+                "benchmark's noise band on this machine:"),
         (unmeasured, f"Not measured again ({len(unmeasured)}), so not reported; "
                      "the next run tries again:"),
     )
