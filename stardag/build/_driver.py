@@ -128,6 +128,11 @@ class _Inbox:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def _time_up(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
     def drain_threaded(self) -> None:
         threaded, items, deferred = self.threaded, self.items, self.deferred
         while deferred:
@@ -137,25 +142,31 @@ class _Inbox:
             if outcome is not _WAKE:
                 items.append(outcome)
 
-    async def wait(self) -> None:
+    async def wait(self, timeout: float | None = None) -> None:
+        """Wait for an outcome, or ``timeout`` seconds."""
         self._awaiting = True
+        timer = None
         try:
             if self.items or self.deferred or not self.threaded.empty():
                 return
             self._waiter = self._loop.create_future()
+            if timeout is not None:
+                timer = self._loop.call_later(timeout, self._time_up)
             await self._waiter
         finally:
             self._awaiting = False
             self._waiter = None
+            if timer is not None:
+                timer.cancel()
 
-    async def wait_threads(self) -> None:
-        """Block until a worker thread posts an urgent outcome, yielding to the loop every ``_POLL_S``."""
+    async def wait_threads(self, timeout: float | None = None) -> None:
+        """Block until a worker thread posts an urgent outcome, yielding to the loop every ``_POLL_S`` (or ``timeout``)."""
         self.lazy = True
         try:
             if self.items:
                 return
             try:
-                outcome = self.threaded.get(timeout=_POLL_S)
+                outcome = self.threaded.get(timeout=_POLL_S if timeout is None else timeout)
             except queue.Empty:
                 await asyncio.sleep(0)
             else:
@@ -708,10 +719,13 @@ class Driver:
                 for executor in flushing:
                     executor.flush()
             threads = self._executors.get(THREAD)
+            # A serial class's running task, with others of its class waiting, is
+            # looked at every REVIEW_S: it may turn out to wait (see _gil.py).
+            timeout = threads.review() if threads is not None and threads.gate.serial else None
             if self.owns_loop and threads is not None and threads.n_running == self.n_in_flight:
-                await inbox.wait_threads()
+                await inbox.wait_threads(timeout)
             else:
-                await inbox.wait()
+                await inbox.wait(timeout)
 
     def _summary(self, duration: float) -> BuildSummary:
         n_failed = len(self.failures)

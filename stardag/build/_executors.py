@@ -41,7 +41,7 @@ from typing import Any, Callable
 from ..errors import TaskOutputMissingError, TaskPicklingError, WorkerDiedError
 from ..target import get_target_root, set_target_root
 from ..task import Task, check_unchanged, dumps_for, flatten_tasks, loads_into
-from ._gil import GilGate
+from ._gil import REVIEW_S, GilGate
 
 __all__ = [
     "AsyncExecutor",
@@ -271,7 +271,7 @@ class ThreadExecutor(_Executor):
         self._queue: Any = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._stopping = False
-        self.gate = GilGate()
+        self.gate = GilGate(self._queue.put)
 
     def submit(self, task: Task, resume: Any) -> None:
         self.n_running += 1
@@ -322,6 +322,10 @@ class ThreadExecutor(_Executor):
                 item = tasks.get()
             else:  # urgent unless it went well and more tasks wait behind the one taken
                 post((self, task.id, kind, payload), kind != OK or tasks.empty())
+
+    def review(self) -> float | None:
+        """Let the gate look at the running tasks of serial classes; in how many seconds to call again, if at all."""
+        return REVIEW_S if self.gate.review() else None
 
     def stop_queued(self) -> None:
         """Tasks not started yet come back ``NOT_RUN`` (a flag: safe in a signal handler)."""

@@ -137,3 +137,155 @@ def test_tasks_that_wait_run_side_by_side(root: str, gates: list) -> None:
     summary = build([Nap(index=300 + i) for i in range(8)], task_runner=_runner(4))
     assert summary.n_succeeded == 8
     assert gates[0].verdicts() in ({"Nap": "free"}, {})
+
+
+class SpinThenWait(AutoTask[int]):
+    """Builds a request in Python for 15 ms (the GIL held), then waits 100 ms on I/O; logs its span."""
+
+    task_namespace = "test_thread_pool"
+    index: int
+
+    def run(self) -> None:
+        start = time.perf_counter()
+        while time.perf_counter() - start < 0.015:
+            sum(range(200))
+        time.sleep(0.1)
+        self.output().save(self.index)
+        SPANS.append((start, time.perf_counter()))
+
+
+class Hash(AutoTask[int]):
+    """SHA-256 of 1 MB buffers for 30 ms: C code that releases the GIL while it hashes; logs its span."""
+
+    task_namespace = "test_thread_pool"
+    index: int
+
+    def run(self) -> None:
+        import hashlib
+
+        data = bytes(1 << 20)
+        start = time.perf_counter()
+        while time.perf_counter() - start < 0.03:
+            hashlib.sha256(data).digest()
+        self.output().save(self.index)
+        SPANS.append((start, time.perf_counter()))
+
+
+def test_tasks_that_compute_then_wait_overlap_their_waits(root: str, gates: list) -> None:
+    """The first task holds the GIL long enough to look serial; over its whole run it mostly waited."""
+    SPANS.clear()
+    summary = build([SpinThenWait(index=i) for i in range(16)], task_runner=_runner(8))
+    assert summary.n_succeeded == 16
+    (gate,) = gates
+    assert gate.verdicts() in ({"SpinThenWait": "free"}, {})
+    # One at a time they would not overlap at all (16 x 115 ms); 8 threads wait side by side.
+    assert _max_overlap(SPANS) >= 4, SPANS
+
+
+def test_tasks_in_c_code_that_releases_the_gil_stay_free(root: str, gates: list) -> None:
+    SPANS.clear()
+    summary = build([Hash(index=i) for i in range(8)], task_runner=_runner(4))
+    assert summary.n_succeeded == 8
+    (gate,) = gates
+    assert gate.verdicts() in ({"Hash": "free"}, {})
+    assert _max_overlap(SPANS) >= 2, SPANS
+
+
+# -- the gate alone ------------------------------------------------------------------
+
+
+def _in_thread(target, *args):
+    import threading
+
+    thread = threading.Thread(target=target, args=args)
+    thread.start()
+    return thread
+
+
+def _serial_gate(cls: type) -> tuple:
+    """A gate that judged ``cls`` serial, and the (thread, release list) of a task it lets run."""
+    from stardag.build import _gil
+
+    released: list = []
+    gate = _gil.GilGate(released.append)
+    if not gate.enabled:
+        pytest.skip("no per-thread CPU clock here: the gate lets every class run freely")
+    gate._verdict[cls] = _gil.SERIAL
+    gate.serial.add(cls)
+    return gate, released
+
+
+def test_a_serial_task_that_waits_frees_its_class_when_it_ends() -> None:
+    """The task admitted waits 30 ms (no CPU): at its end its class is free, and what it held goes back."""
+    gate, released = _serial_gate(SpinThenWait)
+    outcome: list = []
+
+    def task() -> None:
+        assert gate.admit(SpinThenWait, "first")
+        time.sleep(0.03)
+        outcome.append(gate.finished(SpinThenWait))
+
+    thread = _in_thread(task)
+    while SpinThenWait not in gate._running:
+        time.sleep(0.001)
+    assert gate.hold(SpinThenWait, "second") and not gate.admit(SpinThenWait, "third")
+    thread.join()
+    assert outcome == [None]  # not the next held task: the pool's queue has them
+    assert released == ["second", "third"]
+    assert gate.verdicts() == {"SpinThenWait": "free"} and SpinThenWait in gate.free
+    assert not gate.hold(SpinThenWait, "fourth") and gate.admit(SpinThenWait, "fourth")
+
+
+def test_a_serial_task_that_computes_hands_its_worker_the_next_one() -> None:
+    gate, released = _serial_gate(Spin)
+    outcome: list = []
+
+    def task() -> None:
+        assert gate.admit(Spin, "first")
+        start = time.perf_counter()
+        while time.perf_counter() - start < 0.03:
+            sum(range(200))
+        outcome.append(gate.finished(Spin))
+
+    thread = _in_thread(task)
+    while Spin not in gate._running:
+        time.sleep(0.001)
+    assert gate.hold(Spin, "second")
+    thread.join()
+    assert outcome == ["second"] and released == []
+    assert gate.verdicts() == {"Spin": "serial"}
+
+
+def test_the_driver_frees_a_serial_class_whose_running_task_waits_long() -> None:
+    """Others of its class wait: the review sees the running task has used no CPU, and frees them."""
+    import threading
+
+    gate, released = _serial_gate(SpinThenWait)
+    go_on = threading.Event()
+
+    def task() -> None:
+        assert gate.admit(SpinThenWait, "first")
+        go_on.wait(10)  # waits on I/O, as far as anyone can tell
+        assert gate.finished(SpinThenWait) is None
+
+    thread = _in_thread(task)
+    while SpinThenWait not in gate._running:
+        time.sleep(0.001)
+    assert gate.review() is False  # nothing waits behind it: nothing to look at
+    assert gate.hold(SpinThenWait, "second")
+    time.sleep(0.03)
+    try:
+        assert gate.review() is False
+        assert released == ["second"] and gate.verdicts() == {"SpinThenWait": "free"}
+    finally:
+        go_on.set()
+        thread.join()
+
+
+def test_a_free_threaded_python_serialises_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stardag.build import _gil
+
+    monkeypatch.setattr(_gil.sys, "_is_gil_enabled", lambda: False, raising=False)
+    gate = _gil.GilGate(lambda item: None)
+    assert not gate.enabled
+    assert gate.admit(Spin, "a") and gate.admit(Spin, "b") and gate.finished(Spin) is None
