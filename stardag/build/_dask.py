@@ -19,7 +19,9 @@ A worker runs a task under the process pool's contract (``_run_in_worker``): a
 task that yields dynamic dependencies which are not complete returns them, and
 runs again from the start once they are built. A plain success returns the task
 itself, so the future's result type tells the driver; other outcomes are
-fetched. Tasks with ``run_aio`` never come here: they run on the driver's
+fetched. Those results stay on the workers for the tasks built from them; when
+a worker dies, Dask computes the ones it held again: the worker function finds
+the task complete and returns it without running it. Tasks with ``run_aio`` never come here: they run on the driver's
 event loop.
 
 The Client runs its own event loop in a thread (distributed's synchronous mode).
@@ -178,6 +180,13 @@ def _run_task(root: str, data: bytes, *deps: Any) -> Any:
             "have the driver's versions of the packages it uses"
         ), traceback.format_exc())
     try:
+        # Dask computes a result again when the worker that held it died (a task
+        # still to run needs it): a task that is complete must not run again.
+        if task.complete():
+            return task
+    except Exception:  # run() and the check after it say what is wrong
+        pass
+    try:
         kind, payload = _run_in_worker(task)
     except BaseException as exc:  # SystemExit must fail the task, not the worker's thread
         kind, payload = FAILED, (exc, traceback.format_exc())
@@ -298,7 +307,8 @@ class DaskExecutor(_Executor):
 
     The futures of tasks that succeeded are kept until the build ends: their
     results (the tasks, on the workers that ran them) are what later tasks that
-    refer to them are built from.
+    refer to them are built from (computed again, without running, if their
+    worker dies).
 
     Raises (at creation):
         TargetError: a target root the workers cannot reach (the driver refuses in-memory ones).

@@ -289,6 +289,54 @@ def test_a_worker_killed_once_is_retried_by_dask(address: str, root: str) -> Non
     assert task.load() != killed
 
 
+def test_a_worker_lost_after_its_tasks_succeeded_does_not_run_them_again(address: str, root: str) -> None:
+    """
+    top ── Gated (waits for <root>/release)
+     └──── leaf 0..11
+
+    Once every leaf has run, the worker not running Gated is killed: the leaf
+    results it held (top is built from them) are gone, and Dask computes them
+    again, but the leaves are complete: none runs again.
+    """
+    import signal
+    import threading
+
+    leaves = tuple(tt.Leaf(value=i, sleep=0.02) for i in range(12))
+    top = tt.Sum(deps=(*leaves, tt.Gated(value=100)))
+    killed: list[int] = []
+
+    def kill_once_the_leaves_ran() -> None:
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                starts = tt.read_runs(root, "start")
+                gated = [pid for name, _, pid, _ in starts if name == "Gated"]
+                if gated and sum(name == "Leaf" for name, *_ in tt.read_runs(root)) == len(leaves):
+                    break
+                time.sleep(0.02)
+            ran_leaves = {pid for name, _, pid, _ in tt.read_runs(root) if name == "Leaf"}
+            (victim,) = worker_pids(address) - set(gated)
+            if victim in ran_leaves:  # else nothing is lost: the test says so below
+                os.kill(victim, signal.SIGKILL)
+                killed.append(victim)
+                with distributed.Client(address, set_as_default=False) as client:
+                    while victim in set(client.run(os.getpid).values()) and time.monotonic() < deadline:
+                        time.sleep(0.05)
+        finally:
+            Path(root, "release").touch()
+
+    killer = threading.Thread(target=kill_once_the_leaves_ran, daemon=True)
+    killer.start()
+    summary = build_on(address, top)
+    killer.join()
+    assert killed, "the worker not running Gated ran no leaf: nothing was lost"
+    assert summary.status is BuildStatus.SUCCESS, summary.failures
+    assert summary.n_succeeded == len(leaves) + 2
+    assert top.load() == sum(range(12)) + 100
+    runs = sorted(task_id for name, task_id, _, _ in tt.read_runs(root) if name == "Leaf")
+    assert runs == sorted(leaf.task_id for leaf in leaves), "a leaf ran again"
+
+
 # -- the build's own cluster, and errors at start ---------------------------------
 
 
