@@ -132,25 +132,26 @@ def _environment(extra: dict[str, str]) -> dict[str, str]:
 def _probe(env: dict[str, str], manifest_path: str, sizes: tuple[int, int], kinds: list[str],
            wrapper: list[str]) -> dict:
     cmd = [*wrapper, sys.executable, "-B", _PROBE, manifest_path, *map(str, sizes), *kinds]
-    # A session of its own: on a timeout (or any error here) the probe and
-    # every process it forked go at once, none is left running.
-    proc = subprocess.Popen(cmd, env=env, cwd="/", stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)  # cwd: a path of its own length, too
-    try:
-        out, _ = proc.communicate(timeout=TIMEOUT)
-    except BaseException:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        raise
-    finally:
-        try:  # forked children outliving a finished probe are a bug: end them too
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    # Output to a file, not a pipe: a process-pool worker still exiting would
+    # hold a pipe open and keep a reader waiting. A session of its own: once
+    # the probe is done (or on a timeout, or any error here) whatever it forked
+    # goes at once, nothing is left running.
+    with open(manifest_path + ".out", "w+") as out:
+        proc = subprocess.Popen(cmd, env=env, cwd="/", stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        try:  # cwd: a path of its own length too, as the environment
+            proc.wait(timeout=TIMEOUT)
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+        out.seek(0)
+        text = out.read()
     if proc.returncode != 0 or not os.path.exists(manifest_path):
         raise RuntimeError(f"the cost probe exited {proc.returncode} ({' '.join(cmd[:2])} ...):\n"
-                           f"{out[-3000:]}")
+                           f"{text[-3000:]}")
     with open(manifest_path) as f:
         return json.load(f)
 
