@@ -35,7 +35,7 @@ from benchmarks.common import (
 from benchmarks.ideal import run_floor
 
 SHAPES = ["fan_in", "chain"]
-SIZES = [100, 1_000, 10_000, 100_000]
+SIZES = [100, 10_000, 100_000]  # three decades; 1,000 left out for the suite's budget
 STORAGES = ["memory", "file"]
 MAX_FILE_TASKS = 10_000
 MAX_TASKS_BUT_SEQUENTIAL = 10_000

@@ -65,6 +65,7 @@ def test_every_benchmark_call_builds_every_task(outcomes):
 PARTIAL_FAMILIES = {
     "bench_build.HybridIO": {"thread_pool"},
     "bench_build.HeavyCPU": {"sequential", "process_pool", "dask"},
+    "bench_build.FileIO": {"sequential", "thread_pool", "async"},
 }
 
 
