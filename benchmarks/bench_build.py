@@ -40,8 +40,9 @@ class _Scenario(BuildBenchmark):
         self.scenario = SCENARIOS[scenario]
         self.config = configuration.get(config)
         self.scenario.check(self.config)
-        # Samples recorded: time_build ran, so track_efficiency needs no builder.
-        # Making one can cost ~0.5 s (Dask: importing distributed, finding the cluster).
+        # Samples from an earlier process: time_build ran there, so this is
+        # track_efficiency, which needs no builder. Making one can cost ~0.5 s
+        # (Dask: importing distributed, finding the cluster).
         self.recorded = recorded_samples(run_dir, f"{scenario}-{config}")
         self.builder = None if self.recorded else self.config.make_builder(run_dir)
         self.dag = self.scenario.dag_for(self.config)

@@ -150,9 +150,16 @@ def record_samples(run_dir: str, key: str, samples: list[float]) -> None:
 
 
 def recorded_samples(run_dir: str, key: str) -> list[float]:
-    """Every sample of ``key`` that earlier benchmark processes of this run recorded."""
+    """Every sample of ``key`` that earlier benchmark processes of this run recorded.
+
+    Not this process's own: asv runs ``teardown`` after each sample, so a
+    ``time_build`` finds its own first samples before its next one.
+    """
     samples: list[float] = []
+    own = f"{key}.{os.getpid()}-"
     for path in sorted(glob.glob(os.path.join(glob.escape(run_dir), "samples", f"{glob.escape(key)}.*.json"))):
+        if os.path.basename(path).startswith(own):
+            continue
         with open(path) as f:
             samples.extend(json.load(f))
     return samples

@@ -4,7 +4,9 @@
 
 For every class in ``benchmarks/bench_*.py``, every benchmark method and every
 combination of ``params``: ``setup``, the method, (with ``--twice``: the method
-again, without a new ``setup``, as asv's timeit loop may), ``teardown``. As in
+again, without a new ``setup``, as asv's timeit loop may), ``teardown``; with
+``--twice``, a ``time_`` method then gets a second sample as asv takes one
+(``setup``, the method, ``teardown``, in the same process). As in
 asv, benchmarks run in name order, and a class with ``setup_cache`` gets its
 result as first argument: one directory for the whole run, as the suite's
 classes share one ``setup_cache``.
@@ -87,6 +89,15 @@ def run_all(twice: bool) -> list[dict]:
             finally:
                 if hasattr(bench, "teardown"):
                     bench.teardown(*args)
+            if twice and attr.startswith("time_") and entry["outcome"] == "ok":
+                second = cls()
+                try:
+                    second.setup(*args)
+                    getattr(second, attr)(*args)
+                except Exception:
+                    entry.update(outcome="error", detail="second sample:\n" + traceback.format_exc())
+                finally:
+                    second.teardown(*args)
             outcomes.append(entry)
     for run_dir in caches.values():
         shutil.rmtree(str(run_dir), ignore_errors=True)

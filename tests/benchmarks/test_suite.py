@@ -157,7 +157,9 @@ def test_efficiency_reuses_the_runs_time_build_samples(tmp_path, monkeypatch):
     timed = _efficiency_bench(args[0])
     for _ in range(3):
         timed.time_build(*args)
-    timed.teardown(*args)
+    with monkeypatch.context() as m:  # as if time_build had run in another process, as under asv
+        m.setattr(os, "getpid", lambda: 1)
+        timed.teardown(*args)
     assert timed.builder.calls == 3 and len(timed.samples) == 3
 
     tracker = _efficiency_bench(args[0])
@@ -169,6 +171,19 @@ def test_efficiency_reuses_the_runs_time_build_samples(tmp_path, monkeypatch):
     assert tracker.builder.calls == 0
     assert tracker.builder.builder is None  # with samples there, setup made no builder (Dask: ~0.5 s)
     assert efficiency == pytest.approx(ideal / statistics.median(timed.samples))
+
+
+def test_time_build_ignores_its_own_earlier_samples(tmp_path):
+    """asv calls setup and teardown around every sample: the second sample must still build."""
+    from benchmarks.bench_build import Light
+
+    args = (str(tmp_path), "light_tree", "sequential")
+    for _ in range(2):
+        bench = Light()
+        bench.setup(*args)
+        bench.time_build(*args)
+        bench.teardown(*args)
+    assert len(list(tmp_path.rglob("*.json"))) == 2
 
 
 def test_efficiency_alone_times_a_build_of_its_own(tmp_path):
