@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import concurrent.futures
 import contextlib
 import importlib.util
 import itertools
@@ -48,7 +47,6 @@ import pickle
 import signal
 import socket
 import threading
-import time
 import traceback
 import uuid
 from typing import Any, Callable
@@ -201,20 +199,30 @@ def _run_task(root: str, data: bytes, *deps: Any) -> Any:
     return kind, payload
 
 
-def _probe_scheduler(address: str) -> None:
-    """Connect to the scheduler once and hang up; raise OSError when it cannot be reached.
+_CLIENT_CLASS: Any = None
 
-    A Client that fails to connect leaves its event-loop thread running; this
-    probe runs on a loop of its own, in a thread that ends with it.
+
+def _client_class(distributed: Any) -> Any:
+    """``distributed.Client``, except that one that cannot connect stops the event-loop thread it started.
+
+    (Dask's Client leaves that thread running when its connection fails: a
+    process pool started later in the process would then give up fork.)
     """
-    from distributed.comm import connect
+    global _CLIENT_CLASS
+    if _CLIENT_CLASS is None:
+        class _Client(distributed.Client):
+            def start(self, **kwargs: Any) -> None:
+                try:
+                    super().start(**kwargs)
+                except BaseException:
+                    runner = getattr(self, "_loop_runner", None)
+                    if runner is not None:
+                        with contextlib.suppress(Exception):
+                            runner.stop()
+                    raise
 
-    async def probe() -> None:
-        comm = await connect(address, timeout=CONNECT_TIMEOUT_S)
-        await comm.close()
-
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="stardag-dask-probe") as pool:
-        pool.submit(asyncio.run, probe()).result()
+        _CLIENT_CLASS = _Client
+    return _CLIENT_CLASS
 
 
 def _probe_root(probe: str, token: str) -> tuple[bool, str]:
@@ -235,27 +243,8 @@ def _probe_root(probe: str, token: str) -> tuple[bool, str]:
     return True, reply
 
 
-# (scheduler address, root, the workers) -> when they were last seen to share the root.
-_ROOTS_CHECKED: dict[tuple[str, str, frozenset], float] = {}
-ROOT_CHECK_TTL_S = 60.0  # builds that follow within this time on the same workers skip the probe
-
-
-def _check_root_once(client: Any, root: str) -> None:
-    """:func:`_check_root`, unless the same workers passed it for ``root`` in the last ``ROOT_CHECK_TTL_S``.
-
-    A build of 100 light tasks took a third longer than Dask's own for the probe
-    alone; a worker that restarts comes back under a new address, and is probed.
-    """
-    key = (client.scheduler.address, root, frozenset(client.nthreads()))
-    now = time.monotonic()
-    if now - _ROOTS_CHECKED.get(key, -ROOT_CHECK_TTL_S) < ROOT_CHECK_TTL_S:
-        return
-    _check_root(client, root)
-    _ROOTS_CHECKED[key] = now
-
-
-def _check_root(client: Any, root: str) -> None:
-    """Raise TargetError unless every worker sees and can write the driver's ``root``."""
+def _check_root(client: Any, root: str) -> int:
+    """Raise TargetError unless every worker sees and can write the driver's ``root``; return how many answered."""
     token = uuid.uuid4().hex
     probe = os.path.join(root, f".stardag-probe-{token}")
     try:
@@ -289,6 +278,7 @@ def _check_root(client: Any, root: str) -> None:
             "see the driver's target root at the same path (a shared filesystem); set a shared "
             "directory with set_target_root() or STARDAG_TARGET_ROOT"
         )
+    return len(replies)
 
 
 class _Submitted:
@@ -343,8 +333,7 @@ class DaskExecutor(_Executor):
             self._client = self._connect(dask, distributed, address, n_workers)
             self._address = self._client.scheduler.address
             try:
-                n_threads = self._wait_for_threads()
-                _check_root_once(self._client, self._root)
+                self._check_workers()
             except (StardagError, ImportError):
                 raise
             except Exception as exc:
@@ -355,7 +344,6 @@ class DaskExecutor(_Executor):
         except BaseException:
             self._close()
             raise
-        self.n_threads = n_threads
         self.capacity = MAX_IN_FLIGHT
         self._done = distributed.as_completed(loop=self._client.loop)
         self._waiter = threading.Thread(target=self._wait, name="stardag-dask-outcomes", daemon=True)
@@ -366,8 +354,7 @@ class DaskExecutor(_Executor):
             self._cluster = local_cluster(n_workers)
             return distributed.Client(self._cluster, set_as_default=False)
         try:
-            _probe_scheduler(address)
-            return distributed.Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+            return _client_class(distributed)(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
         except Exception as exc:
             raise SchedulerUnreachableError(
                 f"cannot reach the Dask scheduler at {address!r} within {CONNECT_TIMEOUT_S:g} s "
@@ -375,10 +362,10 @@ class DaskExecutor(_Executor):
                 "('dask scheduler'), or pass no address to start a local cluster"
             ) from exc
 
-    def _wait_for_threads(self) -> int:
-        n_threads = sum(self._client.nthreads().values())
-        if n_threads:
-            return n_threads
+    def _check_workers(self) -> None:
+        """Check that the workers share the target root (``_check_root``); wait for one if there is none."""
+        if _check_root(self._client, self._root):
+            return
         try:
             self._client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
         except TimeoutError as exc:
@@ -386,7 +373,7 @@ class DaskExecutor(_Executor):
                 f"the Dask scheduler at {self._address!r} has no workers "
                 f"after {CONNECT_TIMEOUT_S:g} s; start some ('dask worker ADDRESS') before building"
             ) from exc
-        return sum(self._client.nthreads().values())
+        _check_root(self._client, self._root)
 
     pipelines = True
 

@@ -415,12 +415,17 @@ def test_an_unreachable_scheduler_fails_fast_naming_its_address(monkeypatch: pyt
         port = sock.getsockname()[1]
     address = f"tcp://127.0.0.1:{port}"
     monkeypatch.setattr(_dask, "CONNECT_TIMEOUT_S", 1.0)
+    import threading
+
+    threads = set(threading.enumerate())
     start = time.monotonic()
     with pytest.raises(_dask.SchedulerUnreachableError, match=address) as raised:
         build_on(address, tt.Leaf(value=1))
     assert time.monotonic() - start < 10
     assert isinstance(raised.value, ConnectionError) and "within 1 s" in str(raised.value)
     assert not tt.Leaf(value=1).complete()
+    # The Client that failed to connect stopped its event-loop thread (a later process pool can fork).
+    assert set(threading.enumerate()) <= threads
 
 
 def test_a_scheduler_without_workers_fails_fast_naming_it(monkeypatch: pytest.MonkeyPatch, fresh_dir: str,
