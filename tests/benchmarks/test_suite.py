@@ -63,7 +63,7 @@ def test_every_benchmark_call_builds_every_task(outcomes):
 # The configurations each family leaves out on purpose (see its docstring).
 PARTIAL_FAMILIES = {
     "bench_build.HybridIO": {"thread_pool"},
-    "bench_build.HeavyCPU": {"sequential", "process_pool", "dask"},
+    "bench_build.HeavyCPU": {"sequential", "thread_pool", "process_pool", "dask"},
     "bench_build.FileIO": {"sequential", "thread_pool", "async"},
     "bench_scaling.LightScaling": {"sequential", "thread_pool", "async"},  # memory:// lives in one process
 }
