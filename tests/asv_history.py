@@ -1,8 +1,9 @@
 """A real asv run of this repository's suite over a temporary 3-commit clone, published.
 
 The clone holds the suite without the library, then with it, then a small
-change. ``tools/bench.py run ALL --quick`` benchmarks the three commits on the
-current Python as a smoke run (``STARDAG_BENCH_SMOKE``), and ``tools/bench.py asv
+change. ``tools/bench.py run ALL --quick --save-quick`` benchmarks the three commits
+on the current Python as a smoke run (``STARDAG_BENCH_SMOKE``) and keeps the results
+(a throwaway clone: elsewhere quick and smoke results are never saved), and ``tools/bench.py asv
 publish`` writes the site as users get it: asv's pages, the libraries they load
 served from the site itself (fetched from the npm registry into the shared
 cache), and the overview page. The asv tests and the browser tests read the
@@ -86,7 +87,7 @@ def build(root: Path) -> AsvSite:
 
     env = isolated_env(home)
     run = subprocess.run(
-        [sys.executable, "tools/bench.py", "run", f"--python={PYTHON}", "--quick", "ALL"],
+        [sys.executable, "tools/bench.py", "run", f"--python={PYTHON}", "--quick", "--save-quick", "ALL"],
         cwd=repo, env=env, capture_output=True, text=True, timeout=900,
     )
     publish = subprocess.run([sys.executable, "tools/bench.py", "asv", "publish"],

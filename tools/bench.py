@@ -5,7 +5,9 @@
                                           `asv run --quick --dry-run`, nothing saved
     python tools/bench.py sweep           this commit on every configured Python found, publish
     python tools/bench.py run [ARGS]      `asv run ARGS` on every configured Python found
-                                          (e.g. `run ALL --steps 10`, `run main~5..main`)
+                                          (e.g. `run ALL --steps 10`, `run main~5..main`);
+                                          with --quick (or a smoke run) nothing is saved unless
+                                          --save-quick: one sample each must not enter the history
     python tools/bench.py pythons         which configured Pythons exist here, which are missing
     python tools/bench.py asv ARGS        any asv command (publish, preview, continuous, compare);
                                           preview serves on 127.0.0.1 only
@@ -316,8 +318,35 @@ def new_results(machine: str, since: float) -> list[Path]:
                   if p.name != "machine.json" and p.stat().st_mtime >= since)
 
 
+SAVE_QUICK = "--save-quick"
+
+
+def unsaved_if_quick(args: list[str]) -> list[str]:
+    """``args`` with ``--dry-run`` added to a ``--quick`` or smoke run, unless ``--save-quick``.
+
+    One sample per benchmark (``--quick``), or work x0.01 (smoke), would enter
+    ``asv-results/`` and the site as if measured properly: the history stays
+    clean unless the caller says the results are wanted (a throwaway clone).
+    """
+    quick = any(a in ("--quick", "-q") for a in args)
+    smoke = os.environ.get("STARDAG_BENCH_SMOKE", "") not in ("", "0")
+    if SAVE_QUICK in args:
+        args = [a for a in args if a != SAVE_QUICK]
+        if quick or smoke:
+            print(f"bench: {SAVE_QUICK}: these results are saved to {results_dir()} and will show on "
+                  "this checkout's site like any other", flush=True)
+        return args
+    if (quick or smoke) and not any(a in ("--dry-run", "-n") for a in args):
+        what = "--quick (one sample each)" if quick else "a smoke run ($STARDAG_BENCH_SMOKE)"
+        print(f"bench: {what}: results are shown, not saved, so they never enter the history; "
+              f"drop --quick to record, or add {SAVE_QUICK} for a throwaway checkout", flush=True)
+        args = [*args, "--dry-run"]
+    return args
+
+
 def run_asv(args: list[str], found: dict[str, interpreter.Interpreter]) -> int:
     """``asv run ARGS`` with a console that talks; then where the results went."""
+    args = unsaved_if_quick(args)
     machine = machine_name(args)
     if not any(a == "--machine" or a.startswith("--machine=") for a in args):
         args = ["--machine", machine, *args]  # never the name of another machine's entry
@@ -331,7 +360,7 @@ def run_asv(args: list[str], found: dict[str, interpreter.Interpreter]) -> int:
         print(f"bench: results of machine {machine!r} in {written[0].parent}:", flush=True)
         for path in written:
             print(f"  {path.name}", flush=True)
-    elif "--dry-run" not in args:
+    elif not any(a in ("--dry-run", "-n") for a in args):
         print(f"bench: no result saved under {results_dir() / machine}", flush=True)
     if rc != 0:
         print(f"bench: asv run exited with {rc}: a benchmark failed or asv refused the "

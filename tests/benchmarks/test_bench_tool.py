@@ -81,3 +81,20 @@ def test_unknown_command_is_an_error_message():
     proc = subprocess.run([*BENCH, "frobnicate"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert "unknown command 'frobnicate'" in proc.stderr
+
+
+def test_quick_and_smoke_runs_are_not_saved_unless_asked(monkeypatch, capsys):
+    """One sample per benchmark (or smoke work) must not enter asv-results/ as if measured properly."""
+    import bench
+
+    monkeypatch.delenv("STARDAG_BENCH_SMOKE", raising=False)
+    assert bench.unsaved_if_quick(["--quick", "HEAD^!"]) == ["--quick", "HEAD^!", "--dry-run"]
+    assert "not saved" in capsys.readouterr().out
+    assert bench.unsaved_if_quick(["-q", "-n", "HEAD^!"]) == ["-q", "-n", "HEAD^!"]
+    assert bench.unsaved_if_quick(["HEAD^!"]) == ["HEAD^!"]  # a full run is recorded
+    assert bench.unsaved_if_quick(["--quick", "--save-quick", "ALL"]) == ["--quick", "ALL"]
+    assert "--save-quick" in capsys.readouterr().out
+
+    monkeypatch.setenv("STARDAG_BENCH_SMOKE", "1")
+    assert bench.unsaved_if_quick(["HEAD^!"]) == ["HEAD^!", "--dry-run"]
+    assert "smoke" in capsys.readouterr().out
