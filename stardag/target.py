@@ -262,6 +262,16 @@ class _Target:
         fix = "build it first: build([task])" if owner is None else f"build it first: build([{owner!r}])"
         return TaskOutputMissingError(f"{self._who()} has no output at {self.path!r}; {fix}")
 
+    def _unwritable(self, value: Any, exc: Exception) -> TargetError:
+        fmt = type(self.serializer).__name__.replace("Serializer", "").lower() or "its format"
+        error = TargetError(
+            f"cannot save a {type(value).__module__}.{type(value).__qualname__} as {fmt} to "
+            f"{self.path!r}, the output of {self._who()}: {type(exc).__name__}: {exc}. Save a value "
+            "its serializer can write (declare the output type: AutoTask[T])"
+        )
+        error.__cause__ = exc
+        return error
+
     def _unreadable(self, exc: Exception) -> TargetError:
         error = TargetError(
             f"cannot load {self.path!r}, the output of {self._who()}: {type(exc).__name__}: {exc}. "
@@ -294,7 +304,10 @@ class LocalTarget(_Target):
 
     def save(self, value: Any) -> None:
         """Serialise ``value`` and write it atomically."""
-        data = self.serializer.dumps(value)
+        try:
+            data = self.serializer.dumps(value)
+        except Exception as exc:
+            raise self._unwritable(value, exc) from exc
         fd, tmp = _create_temporary(self.path, self.tmp_dir)
         try:
             with os.fdopen(fd, "wb") as f:
@@ -368,7 +381,10 @@ class InMemoryTarget(_Target):
         return store is not None and self.path in store
 
     def save(self, value: Any) -> None:
-        data = self.serializer.dumps(value)
+        try:
+            data = self.serializer.dumps(value)
+        except Exception as exc:
+            raise self._unwritable(value, exc) from exc
         _memory_stores.setdefault(self.root, {})[self.path] = data
 
     def _store(self, data: bytes) -> None:

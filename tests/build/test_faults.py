@@ -14,7 +14,8 @@ import pydantic
 import pytest
 
 import tasks_for_tests as tt
-from stardag import AutoTask, DependencyCycleError, TaskDefinitionError, TaskPicklingError, WorkerDiedError
+from stardag import (AutoTask, DependencyCycleError, TargetError, TaskDefinitionError, TaskPicklingError,
+                     WorkerDiedError)
 from stardag.build import (
     BuildStatus,
     DefaultExecutionModeSelector,
@@ -227,7 +228,8 @@ def test_an_unpicklable_output_value_fails_naming_the_task(root: str) -> None:
     summary = build([task], task_runner=runner("process", max_process_workers=1))
     [failure] = summary.failures
     assert failure.task_id == task.task_id and "SavesLambda" in failure.task
-    assert "lambda" in str(failure.error) and "pickle" in str(failure.error).lower()
+    assert isinstance(failure.error, TargetError) and "cannot save a builtins.function as pickle" in str(failure.error)
+    assert "lambda" in str(failure.error) and "SavesLambda" in str(failure.error)
     assert not task.complete()
 
 
