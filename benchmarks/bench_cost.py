@@ -2,8 +2,9 @@
 
 Timings of identical code on a busy shared machine move by 1.1-4x; these
 counts move by less than 0.01% (benchmarks/instructions.py says how, and what
-they cannot see). The slope between 100 and 500 items, so Python's start
-and every import cancel out. Unit: instructions, per task (or per save, per
+they cannot see; a thread-pool build's by less than 0.06%). The slope
+between 100 and 500 items (a thread-pool build: 100 and 2,100), so Python's
+start and every import cancel out. Unit: instructions, per task (or per save, per
 load).
 
 - ``Build``: a whole build of light tasks (``sum(range(100))`` and one JSON

@@ -66,7 +66,6 @@ def count(kinds: list[str], sizes: tuple[int, int] = SIZES) -> dict[str, Count]:
             tool, "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
             f"--log-file={os.path.join(tmp, 'valgrind.%p')}",
         ])
-        n1, n2 = sizes
         counts = {}
         for kind in kinds:
             entry = manifest["kinds"].get(kind, {"error": "not in the probe's manifest"})
@@ -77,6 +76,7 @@ def count(kinds: list[str], sizes: tuple[int, int] = SIZES) -> dict[str, Count]:
             else:
                 first, second, repeat = (_instructions(tmp, pid) for pid in entry["pids"])
                 loop = (repeat - first) / 2  # the parent's own work between two forks
+                n1, n2 = entry["sizes"]  # a kind's span may be wider (_cost_probe.sizes_for)
                 counts[kind] = Count(per_item=(second - first - loop) / (n2 - n1))
         return counts
 
