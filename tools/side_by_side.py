@@ -1,4 +1,4 @@
-"""stardag beside the Dask equivalent, in one process, interleaved: the ratios of issue 14.
+"""stardag beside the Dask equivalent, in one process, interleaved: the ratios README.md and docs/dask.md cite.
 
 ``gil``: the CPU-bound scenarios (33-task fan-in of ~20-30 ms SHA-256 tasks,
 heavy 4+1 of ~1 s tasks) built sequentially, on our thread pool with 1 to
@@ -204,12 +204,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="part", required=True)
     gil = sub.add_parser("gil", help="thread pool vs sequential vs Dask threaded, CPU-bound")
-    gil.add_argument("--rounds", type=int, default=7)
-    gil.add_argument("--scenarios", default="cpu,heavy")
+    gil.add_argument("--rounds", type=int, default=7, help="rounds of every configuration, interleaved (default 7)")
+    gil.add_argument("--scenarios", default="cpu,heavy", help="comma-separated: cpu, heavy (default both)")
     dask = sub.add_parser("dask", help="our dask mode vs raw Dask distributed, light tasks")
-    dask.add_argument("--rounds", type=int, default=5)
-    dask.add_argument("--sizes", default="100,1000,10000")
-    dask.add_argument("--shapes", default="fan_in,chain")
+    dask.add_argument("--rounds", type=int, default=5, help="rounds of both sides, interleaved (default 5)")
+    dask.add_argument("--sizes", default="100,1000,10000", help="comma-separated task counts (default 100,1000,10000)")
+    dask.add_argument("--shapes", default="fan_in,chain", help="comma-separated: fan_in, chain (default both)")
     args = parser.parse_args()
     (run_gil if args.part == "gil" else run_dask)(args)
 
