@@ -1,7 +1,7 @@
 """Task ids: a canonical, typed encoding of a task's parameters, hashed.
 
 The id is the SHA-256 (first 32 hex digits) of canonical JSON holding the task
-class's namespace, name and version and every parameter value with its type:
+class's namespace, qualified name and version and every parameter value with its type:
 
 - ``None``, bools, ints, strs and floats are JSON values (``-0.0`` is ``0.0``;
   every NaN is ``NaN``); lists are arrays; dicts whose keys are all plain strs
@@ -386,7 +386,7 @@ def _as(types: Any, encoder: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 
 def make_task_id(namespace: str, name: str, version: str, params: dict[str, Any]) -> str:
-    """Hash of namespace, class name, version and canonical parameters (32 hex digits)."""
+    """Hash of namespace, qualified class name, version and canonical parameters (32 hex digits)."""
     payload = dumps({"namespace": namespace, "name": name, "version": version, "params": params})
     return hashlib.sha256(payload.encode("ascii")).hexdigest()[:32]
 

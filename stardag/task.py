@@ -9,9 +9,9 @@ A ``run()`` (or ``run_aio()``) that is a generator may ``yield`` tasks: dynamic
 dependencies, built before it resumes.
 
 A class's namespace (``task_namespace``, or the module's name after
-``auto_namespace(__name__)``) and name make its part of the id and of its
-output path: both must be safe as one path component, and no two classes from
-different modules may share them.
+``auto_namespace(__name__)``) and qualified name make its part of the id; the
+namespace and name make its output directory: both must be safe as one path
+component, and no two classes from different modules may share them.
 
 Tasks pickle as a flat list of records, not a nested tree, so a chain of any
 depth crosses to a worker process without hitting the recursion limit.
@@ -89,7 +89,7 @@ class Task(BaseModel):
             raise TaskDefinitionError(f"a parameter of task {cls.__qualname__} is nested too deeply "
                                       f"(or contains itself)") from None
         private = {
-            "_task_id": make_task_id(cls.task_namespace, cls.__name__, cls.task_version, params),
+            "_task_id": make_task_id(cls.task_namespace, cls.__qualname__, cls.task_version, params),
             "_output": None,
             "_watch": {name: dumps(encode(fields[name])) for name in watched} if watched else None,
         }
@@ -218,12 +218,19 @@ def _namespace_for(module: str) -> str | None:
     return None
 
 
+_MAX_PART_BYTES = 255
+
+
 def _check_part(what: str, value: Any, owner: str) -> None:
     """Refuse a namespace or class name that would not stay one directory under the target root."""
     if not isinstance(value, str):
         raise TaskDefinitionError(f"the {what} of {owner} must be a str, got {type(value).__name__}: {value!r}")
     reason = None
-    if "/" in value or "\\" in value:
+    if not value and what == "name":
+        reason = "is empty"
+    elif len(value.encode("utf-8", "surrogatepass")) > _MAX_PART_BYTES:
+        reason = f"is longer than {_MAX_PART_BYTES} bytes (the limit of a file name)"
+    elif "/" in value or "\\" in value:
         reason = "contains a path separator"
     elif "\0" in value:
         reason = "contains a NUL character"
@@ -256,13 +263,27 @@ def _define(cls: type[Task]) -> None:
     _check_part("name", cls.__name__, owner)
     if not isinstance(cls.task_version, str):
         raise TaskDefinitionError(f"the task_version of {owner} must be a str, got {cls.task_version!r}")
+    config = cls.model_config
+    if not config.get("frozen", False):
+        raise TaskDefinitionError(
+            f"{owner} sets model_config frozen=False: a parameter assigned after the task's id was "
+            "computed would leave the id (and the output) of the old value; keep tasks frozen and "
+            "make a new task instead (task.model_copy(update=...))"
+        )
+    if config.get("extra") == "allow":
+        raise TaskDefinitionError(
+            f"{owner} sets model_config extra='allow': undeclared parameters would not count for the "
+            "task's id, so tasks doing different work would share it; declare every parameter as a field"
+        )
     if "id" in cls.__pydantic_fields__:
         raise TaskDefinitionError(f"{owner} declares a field 'id', which would hide the task's id: rename it")
     encoders = {name: field_encoder(info.annotation) for name, info in cls.__pydantic_fields__.items()}
     cls.__stardag_encoders__ = {name: e for name, e in encoders.items() if e is not None}
     if cls.__module__ == __name__ or cls.__pydantic_generic_metadata__["origin"] is not None:
         return  # stardag's own bases, and parametrisations like MyTask[int] of a recorded class
-    key, file = (cls.task_namespace, cls.__name__), _module_file(cls)
+    # By qualified name: Outer.Load and Other.Load in one module are two classes (their ids
+    # differ too), while a class defined again under its own name replaces the old one.
+    key, file = (cls.task_namespace, cls.__qualname__), _module_file(cls)
     other, other_file = _classes.get(key, (None, None))
     if other is not None and other.__module__ != cls.__module__ and (file is None or file != other_file):
         raise TaskDefinitionError(

@@ -275,7 +275,8 @@ def test_one_file_imported_under_two_names_is_one_class(tmp_path: pathlib.Path) 
             del sys.modules[name]
 
 
-@pytest.mark.parametrize("namespace", ["../../x", "/abs", "a/b", "a\\b", "a\0b", "..", ".", "a..b", "C:x"])
+@pytest.mark.parametrize("namespace", ["../../x", "/abs", "a/b", "a\\b", "a\0b", "..", ".", "a..b", "C:x", "n" * 256,
+                                       "é" * 128])
 def test_a_namespace_that_leaves_the_target_root_is_refused(namespace: str) -> None:
     with pytest.raises(TaskDefinitionError, match=r"the namespace .* of task class .*Escape"):
         class Escape(AutoTask[int]):
@@ -284,7 +285,7 @@ def test_a_namespace_that_leaves_the_target_root_is_refused(namespace: str) -> N
         stardag.auto_namespace(namespace)
 
 
-@pytest.mark.parametrize("name", ["../up", "a/b", "a\\b", ".."])  # Python refuses NUL itself
+@pytest.mark.parametrize("name", ["../up", "a/b", "a\\b", "..", "", "N" * 256])  # Python refuses NUL itself
 def test_a_class_name_that_leaves_the_target_root_is_refused(name: str) -> None:
     with pytest.raises(TaskDefinitionError, match=r"the name .* of task class"):
         type(name, (AutoTask[int],), {"__module__": __name__})
@@ -303,6 +304,37 @@ def test_other_bad_class_definitions_are_refused() -> None:
 
             class HasId(AutoTask[int]):
                 id: str = "x"
+
+
+def test_classes_of_one_name_nested_in_one_module_get_their_own_ids_and_outputs(memory_root: str) -> None:
+    module = _module("identity_nested", """
+from stardag import AutoTask
+class Train:
+    class Load(AutoTask[str]):
+        def run(self): self.output().save("train")
+class Test:
+    class Load(AutoTask[str]):
+        def run(self): self.output().save("test")
+""")
+    train, test = module.Train.Load(), module.Test.Load()
+    assert train.id != test.id
+    assert build_sequential([train, test]).n_succeeded == 2
+    assert (train.load(), test.load()) == ("train", "test")
+
+
+@pytest.mark.parametrize("config, says", [
+    ("frozen=False", "frozen=False: a parameter assigned after"),
+    ("extra='allow'", "extra='allow': undeclared parameters would not count"),
+])
+def test_a_task_class_whose_parameters_could_escape_its_id_is_refused(config: str, says: str) -> None:
+    with pytest.raises(TaskDefinitionError, match=rf"task class identity_config\.Loose sets model_config {says}"):
+        _module("identity_config", f"""
+from pydantic import ConfigDict
+from stardag import AutoTask
+class Loose(AutoTask[int]):
+    model_config = ConfigDict({config})
+    x: int = 0
+""")
 
 
 def test_the_chain_of_100_000_still_hashes_its_own_parameters_only() -> None:

@@ -221,11 +221,13 @@ def test_namespace_version_and_class_name_are_part_of_the_id() -> None:
 
     ids = {Plain().id, Twin().id}
     assert len(ids) == 2
-    assert make_task_id("", "Plain", "", {"x": 1}) == Plain().id
-    assert make_task_id("space", "Spaced", "", {"x": 1}) == Spaced().id
-    assert make_task_id("", "Versioned", "2", {"x": 1}) == Versioned().id
-    assert make_task_id("space", "Plain", "", {"x": 1}) != Plain().id
-    assert make_task_id("", "Plain", "2", {"x": 1}) != Plain().id
+    # The qualified name: test_...<locals>.Plain here; a module's own classes have their plain name.
+    assert make_task_id("", Plain.__qualname__, "", {"x": 1}) == Plain().id
+    assert make_task_id("space", Spaced.__qualname__, "", {"x": 1}) == Spaced().id
+    assert make_task_id("", Versioned.__qualname__, "2", {"x": 1}) == Versioned().id
+    assert make_task_id("space", Plain.__qualname__, "", {"x": 1}) != Plain().id
+    assert make_task_id("", Plain.__qualname__, "2", {"x": 1}) != Plain().id
+    assert make_task_id("", "A", "", {"x": 7}) == it.A(x=7).id
 
 
 def test_a_task_parameter_contributes_its_id_not_its_tree() -> None:
