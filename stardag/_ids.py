@@ -3,16 +3,17 @@
 The id is the SHA-256 (first 32 hex digits) of canonical JSON holding the task
 class's namespace, qualified name and version and every parameter value with its type:
 
-- ``None``, bools, ints, strs and floats are JSON values (``-0.0`` is ``0.0``;
-  every NaN is ``NaN``); lists are arrays; dicts whose keys are all plain strs
-  are objects. These are the encodings ids had before types were kept.
+- ``None``, bools, ints, strs and floats are JSON values (every NaN is ``NaN``;
+  ``-0.0`` is not ``0.0``: equal, but they print and compute differently); lists
+  are arrays; dicts whose keys are all plain strs are objects. These are the
+  encodings ids had before types were kept.
 - A task contributes only its own id, so hashing costs O(own parameters).
 - Every other value is ``{"__stardag__": [type, payload]}``, ``type`` being the
   runtime class as ``module.qualname``: tuples, sets (sorted canonically, so no
   hash seed shows), other dicts (sorted ``[key, value]`` pairs), enums (value),
   pydantic models (every field of the runtime class, extras included), paths,
   bytes, dates, datetimes and times (ISO, with offset and zone), timedeltas,
-  UUIDs, decimals (scale removed: ``1.0`` and ``1.00`` are one value), complex
+  UUIDs, decimals (``str``: ``1.0`` and ``1.00`` are two values), complex
   numbers, classes, and subclasses of int, float and str.
 - Where a field's declared type makes a value a tuple or a set (``tuple[Task,
   ...]``, ``list[tuple[int, int]]``, ``frozenset[str]``), it can be nothing
@@ -116,8 +117,6 @@ def _same(value: Any) -> Any:
     return value
 
 
-def _float(value: float) -> float:
-    return 0.0 if value == 0.0 else value  # -0.0 == 0.0; NaN stays NaN (json writes every NaN alike)
 
 
 def _locate(pairs: Any, exc: UnencodableValue) -> UnencodableValue:
@@ -177,18 +176,11 @@ def _bytes(value: bytes) -> Any:
 
 
 def _decimal_text(value: decimal.Decimal) -> str:
+    # Exact, and the scale kept: Decimal("1.0") == Decimal("1.00"), yet they print
+    # (and compute: 1.0 * 3 is 3.0, 1.00 * 3 is 3.00) differently.
     if value.is_nan():
-        return "sNaN" if value.is_snan() else "NaN"
-    if value.is_infinite():
-        return "-Infinity" if value.is_signed() else "Infinity"
-    if not value:
-        return "0"  # Decimal("-0.00") == 0
-    # Exact: Decimal.normalize() would round to the context's precision.
-    sign, digits, exponent = value.as_tuple()
-    n = len(digits)
-    while digits[n - 1] == 0:
-        n -= 1
-    return f"{'-' if sign else ''}{''.join(map(str, digits[:n]))}E{exponent + len(digits) - n}"
+        return "sNaN" if value.is_snan() else "NaN"  # every NaN of a kind is one value, as for floats
+    return str(value)
 
 
 def _zoned(value: Any) -> Any:
@@ -270,13 +262,13 @@ def _classify(cls: type) -> Callable[[Any], Any]:
     elif issubclass(cls, (pathlib.PurePath, uuid.UUID)):
         encoder = _typed(str)
     elif issubclass(cls, complex):
-        encoder = _typed(lambda v: [_float(v.real), _float(v.imag)])
+        encoder = _typed(lambda v: [v.real, v.imag])
     elif issubclass(cls, bool):
         encoder = _typed(bool)
     elif issubclass(cls, int):
         encoder = _typed(int)
     elif issubclass(cls, float):
-        encoder = _typed(lambda v: _float(float(v)))
+        encoder = _typed(float)
     elif issubclass(cls, str):
         encoder = _typed(str)
     elif issubclass(cls, bytes):
@@ -288,7 +280,7 @@ def _classify(cls: type) -> Callable[[Any], Any]:
 
 
 _encoders.update({
-    type(None): _same, bool: _same, int: _same, str: _same, float: _float,
+    type(None): _same, bool: _same, int: _same, str: _same, float: _same,
     list: _seq, FrozenList: _seq, tuple: _tuple, dict: _dict, FrozenDict: _dict,
     set: _set, frozenset: _set, FrozenSet: _set, bytes: _bytes,
 })

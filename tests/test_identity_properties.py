@@ -71,7 +71,7 @@ def _kind(value: Any) -> type:
 
 
 def same(a: Any, b: Any) -> bool:
-    """The identity rule: values of the same type that are equal (NaN is one value; zone kept)."""
+    """The identity rule: values of the same type that are equal and print alike (NaN is one value; zone kept)."""
     kind = _kind(a)
     if kind is not _kind(b):
         return False
@@ -82,9 +82,9 @@ def same(a: Any, b: Any) -> bool:
     if isinstance(a, enum.Enum):
         return a is b
     if kind is float:
-        return a == b or (a != a and b != b)
+        return repr(a) == repr(b)  # 0.0 is not -0.0; every NaN prints 'nan'
     if kind is decimal.Decimal:
-        return a.is_nan() == b.is_nan() and (a.is_nan() or a == b)
+        return a.is_nan() == b.is_nan() and (a.is_nan() or str(a) == str(b))
     if kind is complex:
         return same(a.real, b.real) and same(a.imag, b.imag)
     if kind in (list, tuple):
@@ -117,7 +117,7 @@ def _alternatives(x: Any) -> list[Any]:
     elif isinstance(x, int):
         out += [str(x), decimal.Decimal(x), x + 1] + ([float(x)] if abs(x) < 2**53 else [])
     elif isinstance(x, float):
-        out += [str(x), -x, 1.5] + ([int(x)] if x == x and abs(x) < 1e18 and x == int(x) else [])  # -0.0 is 0.0
+        out += [str(x), -x, 1.5] + ([int(x)] if x == x and abs(x) < 1e18 and x == int(x) else [])
     elif isinstance(x, str):
         out += [x.encode(), x + "x", pathlib.PurePosixPath(x or ".")] + ([it.Mode(x)] if x in ("fast", "slow") else [])
     elif isinstance(x, bytes):
@@ -126,7 +126,7 @@ def _alternatives(x: Any) -> list[Any]:
         out += [str(x)]
         if x.is_finite():  # a float, a near miss, and the same value at another scale
             sign, digits, exponent = x.as_tuple()
-            out += [float(x), x + 1, decimal.Decimal((sign, (*digits, 0), exponent - 1))]
+            out += [float(x), x + 1, decimal.Decimal((sign, (*digits, 0), exponent - 1)), -x]
     elif isinstance(x, datetime.datetime):
         out += [x.isoformat(), x.date(), x + datetime.timedelta(microseconds=1)]
     elif isinstance(x, (datetime.date, datetime.time)):
@@ -203,12 +203,11 @@ def confusable(value: Any, seed: int) -> Any:
 
 
 def equal_variant(value: Any) -> Any:
-    """An equal value written differently: -0.0 for 0.0, another NaN, another decimal scale, other orders."""
+    """The same value written differently: another NaN, a decimal NaN's sign, other orders."""
     if type(value) is float:
-        return float("-nan") if value != value else -value if value == 0 else value
-    if type(value) is decimal.Decimal and value.is_finite():
-        sign, digits, exponent = value.as_tuple()
-        return decimal.Decimal((sign, (*digits, 0, 0), exponent - 2))
+        return float("-nan") if value != value else value
+    if type(value) is decimal.Decimal and value.is_qnan():
+        return -value
     if type(value) in (list, tuple):
         return type(value)(equal_variant(v) for v in value)
     if type(value) is dict:

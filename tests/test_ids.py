@@ -46,7 +46,9 @@ STABLE_IDS = {
 
 # The encoding alone (stardag/_frozen.py and _ids.py, no pydantic) of values of
 # every type it knows without pydantic.
-RAW_ID = "e2f2b3a0b1f8300f7d2d3f1462009b6f"
+# Was e2f2b3a0b1f8300f7d2d3f1462009b6f while -0.0 counted as 0.0 and decimals lost their
+# scale: equal values that print differently now keep apart (negzero, complex, dec below).
+RAW_ID = "017cc6b60c9529b67a747ec67e6091f9"
 _RAW_PARAMS = """{
     "i": 7, "big": 2**70, "neg": -1, "f": 0.1, "tiny": 1e-300, "huge": 1.5e300, "whole": 2.0, "negzero": -0.0,
     "nan": float("nan"), "inf": float("-inf"), "s": "ünï©ødé ✓ \\n\\t\\"q\\"", "b": False, "none": None,
