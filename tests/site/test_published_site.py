@@ -321,6 +321,35 @@ def test_regressions_page_opens_at_its_link(page, served):
              " && jQuery('#nav-li-regressions').hasClass('active')", "the regressions page")
 
 
+def test_site_opened_as_files_shows_the_overview_and_names_the_fix_on_asv_pages(driver, html_dir):
+    """A reader double-clicks html/index.html: the overview reads; asv's pages say to serve the site."""
+    root = html_dir.resolve().as_uri() + "/"
+    site_support.browser_errors(driver)
+    driver.get(root + "index.html")
+    deadline = time.monotonic() + LOAD_TIMEOUT_S
+    while not driver.current_url.endswith("/overview.html") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert driver.current_url.endswith("/overview.html")
+    images = driver.execute_script("return Array.from(document.images, i => i.complete && i.naturalWidth > 0);")
+    assert images and all(images)
+    assert site_support.browser_errors(driver) == []
+
+    # asv's pages load their libraries from the site (no integrity check a file:// page fails),
+    # then cannot request their JSON: the message names the fix instead of a server "gone down"
+    driver.get(root + "index.html#/")
+    deadline = time.monotonic() + LOAD_TIMEOUT_S
+    message = ""
+    while "asv preview" not in message and time.monotonic() < deadline:
+        time.sleep(0.1)
+        message = driver.execute_script(
+            "const m = document.getElementById('error-message'); return m ? m.innerText : '';")
+    assert "python tools/bench.py asv preview" in message, (driver.current_url, message)
+    assert driver.current_url.endswith("index.html#/")  # not sent to error.html
+    assert driver.execute_script("return typeof window.jQuery.plot") == "function"
+    errors = site_support.browser_errors(driver)
+    assert errors and all("XMLHttpRequest" in e or "ERR_FAILED" in e for e in errors), errors
+
+
 def test_the_offline_check_catches_a_request_to_another_host(driver, tmp_path):
     """The guard of every test above can fail: a page asking a CDN is caught, and gets nothing."""
     cdn = "https://cdn.jsdelivr.net/npm/jquery@3.3.1/dist/jquery.min.js"

@@ -202,6 +202,11 @@ def test_unreachable_registry_and_empty_cache_still_publish_with_a_notice(site, 
     assert pages.external_assets(index) == pages.external_assets((ASV_WWW / "index.html").read_text())
     assert "This site has no copy" in overview(site)
     assert not list(cache.rglob("*.tgz"))
+    # offline, asv's pages send the reader to error.html: it names the fix, not "get online"
+    error = (site / "error.html").read_text()
+    assert "active internet connection" not in error
+    assert "npm registry" in error and "tools/bench.py asv publish" in error
+    assert 'href="overview.html"' in error
 
 
 def test_cached_tarballs_serve_the_site_when_the_registry_is_down(site, results, cache, tarballs):
@@ -210,9 +215,13 @@ def test_cached_tarballs_serve_the_site_when_the_registry_is_down(site, results,
     assert report.problems == []
     index = (site / "index.html").read_text()
     assert pages.external_assets(index) == [] and pages.NOTICE_ID not in index
-    # byte-identical copies keep the CDN's integrity attribute; the others lose it
-    assert 'vendor/jquery-3.3.1/dist/jquery.min.js" integrity="sha256-' in index
+    # no integrity attribute on the site's own copies (checked against the registry's sha512
+    # at publish): a browser refuses an integrity-checked script opened from file://
+    assert re.search(r'vendor/jquery-3.3.1/dist/jquery.min.js"\s+onerror', index)
     assert re.search(r'vendor/flot-0.8.3/jquery.flot.js"\s+onerror', index)
+    assert "integrity=" not in index
+    error = (site / "error.html").read_text()
+    assert "active internet connection" not in error and "tools/bench.py asv publish" in error
 
 
 def test_a_registry_is_used_once_then_the_cache(site, results, cache, tarballs, tmp_path, monkeypatch):
@@ -243,9 +252,11 @@ def test_a_registry_serving_other_bytes_is_refused(cache, tarballs, tmp_path, mo
 def test_asv_pages_are_edited_once_and_the_edits_apply_to_this_asv(site, results, cache, tarballs):
     fill(cache, tarballs)
     assert _site.finish_site(site, results).problems == []
-    first = {p: (site / p).read_text() for p in ("index.html", "graphdisplay.js", "summarygrid.js")}
+    first = {p: (site / p).read_text()
+             for p in ("index.html", "graphdisplay.js", "summarygrid.js", "asv_ui.js", "error.html")}
     assert "'configuration'" in first["graphdisplay.js"]  # every configuration by default
     assert "points:" in first["summarygrid.js"]
+    assert "tools/bench.py asv preview" in first["asv_ui.js"]  # opened as a file: says to serve it
     assert first["index.html"].count('href="overview.html"') == 1
     assert _site.finish_site(site, results).problems == []  # again: nothing doubled
     assert {p: (site / p).read_text() for p in first} == first

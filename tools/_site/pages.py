@@ -1,8 +1,13 @@
 """Edits to the pages ``asv publish`` wrote, so they work offline and show what matters.
 
 - every script and stylesheet another host would serve points at the site's own
-  copy (`vendor`); the ``integrity`` attribute stays where the copy has the
-  same bytes, so the browser checks it;
+  copy (`vendor`), without the CDN's ``integrity`` attribute: the copy was checked
+  against the registry's sha512 when published, and a browser refuses an
+  integrity-checked script of a page opened from a file (no CORS there);
+- ``error.html`` (where asv sends the reader when a library fails to load) and
+  asv's "web server has gone down" message name the fix: publish again, or serve
+  the site (asv's pages read their data with requests a page opened from a file
+  may not make);
 - ``index.html`` opened without a ``#`` location (the site's root) goes to the
   overview page, which asv's navigation links to;
 - graphs show every configuration by default: asv draws at most 8 series and
@@ -17,15 +22,12 @@ the edit is skipped and reported, never half applied.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
 from pathlib import Path
 
 # <script src="https://..."> or <link ... href="https://..."> (stylesheets, icons): loads, not links.
 _ASSET = re.compile(r"<(script|link)\b[^>]*?\b(?:src|href)=\"((?:https?:)?//[^\"]+)\"[^>]*>", re.I)
-_INTEGRITY = re.compile(r"\s+integrity=\"([a-z0-9]+)-([^\"]+)\"", re.I)
-_CROSS_ORIGIN = re.compile(r"\s+(?:crossorigin|referrerpolicy)=\"[^\"]*\"", re.I)
+_CDN_ATTRIBUTES = re.compile(r"\s+(?:integrity|crossorigin|referrerpolicy)=\"[^\"]*\"", re.I)
 
 OVERVIEW = "overview.html"
 NOTICE_ID = "stardag-site-notice"
@@ -103,6 +105,16 @@ _GRAPH_DEFAULTS_NEW = """        /* Default plot (stardag): every configuration,
             }
         }
 """
+_NETWORK_ERROR_OLD = """        $("#error-message").text(
+            "Error fetching content. " +
+            "Perhaps web server has gone down.");"""
+_NETWORK_ERROR_NEW = """        /* stardag: a page opened from a file may not request its data: say what to do */
+        $("#error-message").text(window.location.protocol == "file:" ?
+            "These pages read their data with requests a browser refuses to a page opened " +
+            "from a file. Serve the site: python tools/bench.py asv preview (then open " +
+            "http://127.0.0.1:8080/), or read overview.html, which works from a file." :
+            "Error fetching content. " +
+            "Perhaps web server has gone down.");"""
 _GRID_OLD = """                    series: {
                         lines: {
                             show: true,
@@ -126,7 +138,15 @@ _GRID_NEW = """                    series: {
 JS_EDITS = (
     ("graphdisplay.js", _GRAPH_DEFAULTS_OLD, _GRAPH_DEFAULTS_NEW, "every configuration shown by default"),
     ("summarygrid.js", _GRID_OLD, _GRID_NEW, "a lone commit drawn as a point in the summary grid"),
+    ("asv_ui.js", _NETWORK_ERROR_OLD, _NETWORK_ERROR_NEW, "the fix named for a site opened from a file"),
 )
+
+_ERROR_PAGE_OLD = """    <p>
+      Make sure you have an active internet connection and enable 3rd-party scripts
+      in your browser the first time you load airspeed velocity.
+    </p>"""
+_ERROR_PAGE_SERVED = ("These pages load them from this site (<code>vendor/</code>): one is missing. "
+                      "Publish the site again: <code>python tools/bench.py asv publish</code>.")
 
 
 def external_assets(text: str) -> list[str]:
@@ -140,28 +160,33 @@ def _is_link_only(tag: str) -> bool:
         r"stylesheet|icon|preload|modulepreload", rel.group(1), re.I))
 
 
-def _digest_ok(path: Path, algorithm: str, expected: str) -> bool:
-    try:
-        digest = hashlib.new(algorithm.lower(), path.read_bytes()).digest()
-    except (OSError, ValueError):
-        return False
-    return base64.b64encode(digest).decode() == expected
-
-
-def localize(text: str, site: Path, local: dict[str, str]) -> str:
+def localize(text: str, local: dict[str, str]) -> str:
     """Point each asset of ``text`` found in ``local`` (address -> site-relative path) at it."""
 
     def swap(match: re.Match) -> str:
         tag, url = match.group(0), match.group(2)
         if url not in local or _is_link_only(tag):
             return tag
-        tag = tag.replace(url, local[url])
-        integrity = _INTEGRITY.search(tag)
-        if integrity and not _digest_ok(site / local[url], integrity.group(1), integrity.group(2)):
-            tag = tag.replace(integrity.group(0), "")  # not the CDN's bytes (see vendor.py)
-        return _CROSS_ORIGIN.sub("", tag)
+        return _CDN_ATTRIBUTES.sub("", tag.replace(url, local[url]))
 
     return _ASSET.sub(swap, text)
+
+
+def fix_error_page(text: str, notice: str) -> tuple[str, bool]:
+    """asv's error page naming the fix: ``notice`` when the site has no copy of some library.
+
+    False when asv's text was not found (a later asv).
+    """
+    import html
+
+    if f'id="{NOTICE_ID}"' in text:
+        return text, True
+    if _ERROR_PAGE_OLD not in text:
+        return text, False
+    fix = html.escape(notice) if notice else _ERROR_PAGE_SERVED
+    new = (f'    <p id="{NOTICE_ID}">{fix}</p>\n'
+           f'    <p>The <a href="{OVERVIEW}">overview page</a> needs none of them.</p>')
+    return text.replace(_ERROR_PAGE_OLD, new, 1), True
 
 
 def add_landing(text: str) -> str:

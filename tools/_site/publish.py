@@ -74,9 +74,14 @@ def vendor_libraries(site: Path, report: SiteReport) -> tuple[list[str], str]:
                   "Publish again with access to the npm registry "
                   "(python tools/bench.py asv publish).")
     for path in html_files:
-        text = pages.localize(path.read_text(encoding="utf-8"), site, local)
+        text = pages.localize(path.read_text(encoding="utf-8"), local)
         if path.name == "index.html" and notice:
             text = pages.add_notice(text, notice)
+        if path.name == "error.html":
+            text, found = pages.fix_error_page(text, notice)
+            if not found:
+                report.problems.append("not applied: the fix named on error.html: "
+                                       "this asv's error.html differs from asv 0.6's")
         path.write_text(text, encoding="utf-8")
     for url in unknown:
         report.problems.append(

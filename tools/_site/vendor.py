@@ -10,8 +10,8 @@ into the site with the package's licence and ``package.json`` beside them.
 stupidtable 1.0.1 (cdnjs) was never published to npm: its successor
 ``stupid-table-plugin@1.1.3`` (same author, same ``$.fn.stupidtable`` API) is
 used. flot 0.8.3's npm package has the unminified sources of that release.
-Where a copied file is byte-identical to the CDN's, the page keeps its
-``integrity`` attribute and the browser checks it.
+The checksum is checked here, at publish: the pages load the copies without the
+CDN's ``integrity`` attribute (see pages.py).
 """
 
 from __future__ import annotations
