@@ -29,6 +29,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -210,9 +211,51 @@ def na_explanation() -> str:
     return text
 
 
+def _git_out(*args: str) -> str | None:
+    proc = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def publish_branches() -> list[str]:
+    """The branches the site orders commits along: asv.conf.json's, and the checked-out one.
+
+    asv leaves a result out of every graph when its commit is on none of the
+    configured branches' first-parent lines, and stops when a branch is missing
+    (a clone of another branch, a CI checkout): the commit just benchmarked must
+    be on the site, so its branch (``HEAD`` when detached) is added.
+    """
+    configured = list(asv_conf().get("branches") or ["main"])
+    present = [b for b in configured if _git_out("rev-parse", "--verify", "--quiet", f"{b}^{{commit}}")]
+    for branch in configured:
+        if branch not in present:
+            print(f"bench: branch {branch!r} of asv.conf.json is not in this clone (get it with "
+                  f"`git fetch origin {branch}:{branch}`); the site leaves it out", flush=True)
+    head = _git_out("rev-parse", "HEAD")
+    if head is None:
+        return present
+    if any(head in (_git_out("rev-list", "--first-parent", b) or "").split() for b in present):
+        return present
+    current = _git_out("symbolic-ref", "--short", "-q", "HEAD") or "HEAD"
+    print(f"bench: the checked-out commit {head[:8]} is on none of asv.conf.json's branches "
+          f"({', '.join(configured)}): the site also shows the commits along {current!r}", flush=True)
+    return [*present, current]
+
+
 def publish(found: dict[str, interpreter.Interpreter], args: list[str] = ()) -> int:
     """``asv publish ARGS``, then make the site self-contained and add its overview page."""
-    rc = asv(["publish", *args], found)
+    branches = publish_branches()
+    if branches == asv_conf().get("branches") or any(a.startswith("--config") for a in args):
+        rc = asv(["publish", *args], found)
+    else:  # asv.conf.json with these branches; asv reads its paths relative to the file
+        conf_data = {**asv_conf(), "branches": branches}
+        for key in ("repo", "env_dir", "results_dir", "html_dir", "benchmark_dir"):
+            if key in conf_data:
+                conf_data[key] = str(REPO / conf_data[key])
+        with tempfile.TemporaryDirectory(prefix="stardag-publish-") as tmp:
+            conf = Path(tmp) / "asv.conf.json"
+            conf.write_text(json.dumps(conf_data, indent=1))
+            rc = asv(["publish", "--config", str(conf), *args], found)
     if rc != 0:
         return rc
     import _site
