@@ -443,6 +443,24 @@ class ASilent(AutoTask[int]):
         log_run(self, "start")
 
 
+class SavesThenFails(AutoTask[int]):
+    """Saves its output, then fails (a check of the result that did not pass)."""
+
+    value: int = 0
+
+    def run(self) -> None:
+        self.output().save(self.value)
+        raise ValueError(f"task {self.id} saved, then failed on purpose")
+
+
+class ASavesThenFails(AutoTask[int]):
+    value: int = 0
+
+    async def run_aio(self) -> None:
+        self.output().save(self.value)
+        raise ValueError(f"task {self.id} saved, then failed on purpose")
+
+
 class Yields(AutoTask[int]):
     """Yields ``deps`` (dynamic dependencies), then saves how many there were."""
 

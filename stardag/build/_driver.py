@@ -585,11 +585,30 @@ class Driver:
 
     def _fail(self, task_id: str, error: BaseException, text: str) -> None:
         task = self.tasks[task_id]
+        text += self._discard_output(task)
         self.scheduler.failed(task_id)
         self.failures.append(TaskFailure(task_id, repr(task), error, text))
         self.registry.task_fail(task, error)
         if self.fail_mode is FailMode.FAIL_FAST:
             self._stop_starting()
+
+    @staticmethod
+    def _discard_output(task: Task) -> str:
+        """A task that failed after it started: what it saved before failing is not a result.
+
+        Left in place, it would count as complete in the next build and be handed
+        to the tasks that depend on it. The task was incomplete when it started
+        (or its output was deleted for a rebuild), so nothing older is lost.
+        Returns a note for the failure's text when the output could not be removed.
+        """
+        try:
+            remove = getattr(task.output(), "remove", None)
+            if remove is not None:
+                remove()
+        except Exception as exc:  # the task's own failure stays the one reported
+            return (f"\nwhat the task saved before it failed could not be removed ({type(exc).__name__}: "
+                    f"{exc}): delete its output by hand, or the next build takes it as complete\n")
+        return ""
 
     def _stop_starting(self) -> None:
         """Start nothing new; tasks handed to an executor but not started come back ``NOT_RUN``."""

@@ -376,7 +376,8 @@ def test_a_failing_task_with_dynamic_dependencies_is_reported(config: Config, ro
 # -- done means done -----------------------------------------------------------
 
 
-SYNC_OR_ASYNC = {tt.SYNC: (tt.Silent, tt.Yields, tt.FileIO), tt.ASYNC: (tt.ASilent, tt.AYields, tt.AFileIO)}
+SYNC_OR_ASYNC = {tt.SYNC: (tt.Silent, tt.Yields, tt.FileIO, tt.SavesThenFails),
+                 tt.ASYNC: (tt.ASilent, tt.AYields, tt.AFileIO, tt.ASavesThenFails)}
 
 
 @contextlib.contextmanager
@@ -416,13 +417,30 @@ def test_a_task_that_writes_nothing_fails_naming_its_output(config: Config, root
         assert [r[1] for r in tt.read_runs(root, "start")].count(silent.id) == 1
 
 
+def test_a_task_that_saved_then_failed_leaves_no_output_and_runs_again(config: Config, root: str) -> None:
+    """
+    top(Sum) ── failed (saves its output, then raises)
+    """
+    failed = SYNC_OR_ASYNC[config.family][3](value=1)
+    top = config.family.Sum(deps=(failed,))
+    summary = config.build([top], FailMode.CONTINUE)
+    assert (summary.n_failed, summary.n_upstream_failed) == (1, 1), summary
+    # What a failed run wrote is not a result: the next build runs it again, and
+    # never hands it to the task that depends on it.
+    assert not failed.complete()
+    again = config.build([top], FailMode.CONTINUE)
+    assert (again.n_previously_complete, again.n_failed, again.n_upstream_failed) == (0, 1, 1), again
+    assert [f.task_id for f in again.failures] == [failed.id]
+    assert not top.complete()
+
+
 def test_a_dynamic_dependency_that_writes_nothing_fails_its_parent_once(config: Config, root: str) -> None:
     """
     parent ··> silent (yielded; its run() returns without saving)
 
     The parent runs once: neither resumed nor re-run (a worker process re-ran it for ever).
     """
-    silent_cls, yields_cls, _ = SYNC_OR_ASYNC[config.family]
+    silent_cls, yields_cls, *_ = SYNC_OR_ASYNC[config.family]
     silent = silent_cls(value=7)
     parent = yields_cls(deps=(silent,))
     with livelock_guard():
