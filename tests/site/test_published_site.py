@@ -173,6 +173,85 @@ def test_each_library_keeps_its_licence_beside_it(html_dir):
 # the overview page
 
 
+def _cell_value(text: str) -> tuple[float, float] | str:
+    """A figure of the overview as (value in asv's unit, the rounding it was shown with), or its word."""
+    match = re.fullmatch(r"([\d,.]+) (s|ms|µs)(/task)?", text)
+    if match is None:
+        return text
+    value = float(match[1].replace(",", "")) * {"s": 1.0, "ms": 1e-3, "µs": 1.0}[match[2]]
+    if match[2] == "µs":  # one decimal, or a whole number from 1,000 up
+        return value, 0.05 if "." in match[1] else 0.5
+    return value, 5e-3 * value  # 3 significant digits
+
+
+def _agrees(shown: tuple[float, float] | str, stored) -> bool:
+    """Shown as the stored value rounded, or the right word for a failure or a skip."""
+    if stored is None:
+        return shown == "failed"
+    if isinstance(stored, float) and math.isnan(stored):
+        return shown == "n/a"
+    return isinstance(shown, tuple) and abs(shown[0] - stored) <= shown[1] * 1.001
+
+
+def test_overview_figures_are_those_of_the_newest_result_file(html_dir, index):
+    """Each build time, efficiency and overhead on the overview, against the result file it
+    came from, read here independently (the newest commit of asv's order; asv-results/ beside
+    html/ as tools/bench.py lays them out)."""
+    import itertools
+
+    results = html_dir.parent / "asv-results"
+    assert results.is_dir(), f"no asv-results/ beside {html_dir}: the figures cannot be checked"
+    order = {commit: int(rev) for rev, commit in index["revision_to_hash"].items()}
+    files = [p for p in results.glob("*/*.json") if p.name != "machine.json"]
+    assert len({json.loads(p.read_text())["python"] for p in files}) == 1, "one Python expected"
+    data = max((json.loads(p.read_text()) for p in files), key=lambda d: order[d["commit_hash"]])
+    at = {name: i for i, name in enumerate(data["result_columns"])}
+
+    def stored(bench: str, *case: str):
+        row = data["results"][bench]
+        cases = [tuple(v.strip("'") for v in c) for c in itertools.product(*row[at["params"]])]
+        value = row[at["result"]][cases.index(case)]
+        return value
+
+    text = (html_dir / "overview.html").read_text(encoding="utf-8")
+    assert f"commit <code>{data['commit_hash'][:8]}</code>" in text
+    cell = re.compile(r"<td[^>]*>(.*?)</td>", re.S)
+    plain = lambda s: re.sub(r"<[^>]+>", " ", s).replace("&#x27;", "'").split()  # noqa: E731
+    matrix = text.split("<table>")[1].split("</table>")[0]
+    head = [h for h in re.findall(r"<th[^>]*>(.*?)</th>", matrix)][1:-1]
+    checked = 0
+    for row in matrix.split("<tr>")[2:]:
+        cells = cell.findall(row)
+        scenario, family = cells[0], next(
+            b for b, m in index["benchmarks"].items() if m["type"] == "time" and "scenario" in m["param_names"]
+            and f"'{cells[0]}'" in m["params"][0])
+        for config, html_cell in zip(head, cells[1:-1]):
+            words = plain(html_cell)
+            if words == ["–"]:
+                continue
+            shown = _cell_value(" ".join(words[:2]) if words[0] not in ("n/a", "failed") else words[0])
+            assert _agrees(shown, stored(family, scenario, config)), (scenario, config, words)
+            if "eff" in words:
+                eff = stored(family.replace("time_build", "track_efficiency"), scenario, config)
+                assert abs(float(words[words.index("eff") + 1].rstrip("*")) - eff) <= 0.005 + 1e-9
+            checked += 1
+    overheads = text.split("Build overhead per task")[1].split("<table>")[1].split("</table>")[0]
+    head = re.findall(r"<th[^>]*>(.*?)</th>", overheads)[2:]
+    for row in overheads.split("<tr>")[2:]:
+        cells = cell.findall(row)
+        shape, n_tasks, storage = plain(cells[0])
+        bench = ("bench_scaling.LightScaling.track_overhead_us" if storage == "memory"
+                 else "bench_scaling.LightScalingFile.track_overhead_us")
+        floor = stored("bench_scaling.LightFloor.track_floor_us", shape, n_tasks, storage)
+        assert _agrees(_cell_value(" ".join(plain(cells[1]))), floor), (cells[0], "floor")
+        for config, html_cell in zip(head, cells[2:]):
+            if plain(html_cell) != ["–"]:
+                shown = _cell_value(" ".join(plain(html_cell)))
+                assert _agrees(shown, stored(bench, shape, n_tasks, storage, config)), (cells[0], config)
+                checked += 1
+    assert checked > 50
+
+
 def test_site_root_lands_on_the_overview(page, served):
     page.get(served.url)
     wait_for(page, served, "return location.pathname.endsWith('/overview.html')", "the overview page")

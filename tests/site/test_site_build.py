@@ -56,7 +56,7 @@ BENCHMARKS = {
         [["fan_in"], [100, 1000], ["memory"], CONFIGS], "Build time minus the floor, per task."),
     "bench_scaling.LightFloor.track_floor_us": (
         "track", "us per task", ["shape", "n_tasks", "storage"], [["fan_in"], [100, 1000], ["memory"]], ""),
-    "bench_cost.Cost.track_instructions": ("track", "instructions", ["configuration"], [CONFIGS],
+    "bench_cost.Cost.track_instructions_per_build": ("track", "instructions", ["configuration"], [CONFIGS],
                                            "Instructions of one build, counted by cachegrind."),
 }
 
@@ -277,6 +277,11 @@ def test_overview_takes_scenarios_and_configurations_from_the_data(site, results
     heavy = text[text.index(">heavy_cpu<"):].split("</tr>")[0]
     assert "failed" in heavy
     assert "n/a" in text[text.index("Build overhead per task"):]
+    # every table lists the configurations in one order, the matrix's
+    for table in text.split("<table>")[1:]:
+        head = re.findall(r"<th[^>]*>([^<]*)</th>", table.split("</tr>")[0])
+        shown = [h for h in head if h in CONFIGS]
+        assert shown == [c for c in CONFIGS if c in shown], head
 
 
 def test_overview_shows_the_newest_commit_of_each_python(site, results, cache):
@@ -285,7 +290,9 @@ def test_overview_shows_the_newest_commit_of_each_python(site, results, cache):
     assert "Python 3.11: commit <code>bbbbbbbb</code>" in text  # b is newer than a by the branch
     assert "Python 3.12: commit <code>cccccccc</code>" in text
     assert "3.3 s" in text and "6.6 s" not in text  # io_flat sequential now, not at the old commit
-    assert "1,000,000" in text  # instruction counts
+    assert "1,000,000" in text  # instruction counts, and what one count is of
+    instructions = text[text.index("Instruction counts"):].split("</table>")[0]
+    assert "Cost per build</a>" in instructions
 
 
 def test_overview_checks_each_upstream_recommendation_with_numbers(site, results, cache):
@@ -332,6 +339,30 @@ def test_overview_without_matplotlib_has_its_tables_and_says_why(site, results, 
     assert "need matplotlib" in text and "<table>" in text
     assert not list((site / "overview").glob("*.svg"))
     assert any("matplotlib is not installed" in line for line in report.lines)
+
+
+def test_what_the_newest_commit_did_not_measure_says_so_not_an_older_value(site, results, cache):
+    """A newest run of some benchmarks only (``asv run --bench ...``): the others read "not measured"."""
+    index = json.loads((site / "index.json").read_text())
+    index["revision_to_hash"]["4"] = "d" * 40
+    (site / "index.json").write_text(json.dumps(index))
+    partial = dict(BENCHMARKS)
+    BENCHMARKS.clear()
+    BENCHMARKS.update({k: v for k, v in partial.items() if k == "bench_build.Family.time_build"})
+    try:
+        write_run(results, "d" * 40, "3.11", old_values, date=4)
+    finally:
+        BENCHMARKS.clear()
+        BENCHMARKS.update(partial)
+    _site.finish_site(site, results)
+    text = overview(site)
+    section = text[text.index("Python 3.11: commit <code>dddddddd</code>"):text.index("Python 3.12")]
+    assert "eff " not in section  # no efficiency of the older commits
+    overheads = section[section.index("Build overhead per task"):].split("</table>")[0].split("<table>")[1]
+    assert "not measured" in overheads and "4.0 µs" not in overheads and "n/a" not in overheads
+    instructions = section[section.index("Instruction counts"):].split("</table>")[0]
+    assert "not measured" in instructions and "1,000,000" not in instructions
+    assert "not measured:" in section  # and the page says what it means
 
 
 def test_unreadable_result_file_is_reported_and_the_rest_published(site, results, cache):

@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from _site import plot
 from _site.unit import fmt
-from _site.results import Benchmark, Results, Run
+from _site.results import NOT_MEASURED, Benchmark, Results, Run
 from _site.summary import CaseRow, Section, finite, history, largest_per_shape
 
 PAGE = "overview.html"
@@ -65,6 +65,11 @@ def graph_link(bench: Benchmark, run: Run, **case: str) -> str:
             if name not in case or case[name] == raw.strip("'\""):
                 parts.append(f"p-{quote(name)}={quote(raw, safe='')}")
     return f"index.html#{quote(bench.name)}?{'&'.join(parts)}"
+
+
+def _shown(row: CaseRow) -> bool:
+    """A case row is worth a line unless every configuration skipped it (n/a throughout)."""
+    return any(finite(v) or v is NOT_MEASURED for v in row.values.values())
 
 
 def _slug(*parts: str) -> str:
@@ -150,6 +155,8 @@ class _Page:
                      "throttled machine): read that number with care.</p>")
         self.add("<p class='small'>n/a: skipped, not failed (the commit lacks the configuration, or "
                  "the case is outside the suite's budget); failed: the benchmark raised; "
+                 "not measured: this commit's run did not include it (it ran some benchmarks only), "
+                 "and no older commit's value stands in for it; "
                  "–: the suite does not run that scenario under that configuration.</p>")
 
     def claims(self, section: Section) -> None:
@@ -175,7 +182,10 @@ class _Page:
 
     def case_table(self, section: Section, rows: list[CaseRow], unit: str, floor: bool,
                    qualified: bool = False) -> None:
-        configs = list(dict.fromkeys(c for r in rows for c in r.values))
+        present = list(dict.fromkeys(c for r in rows for c in r.values))
+        # the matrix's column order, then anything else (a benchmark without configurations)
+        configs = ([c for c in section.configurations if c in present]
+                   + [c for c in present if c not in section.configurations])
         self.add("<table><tr><th>case</th>" + ("<th>floor</th>" if floor else "")
                  + "".join(f"<th>{_e(c or 'instructions' if unit == 'instructions' else c or 'value')}</th>"
                          for c in configs) + "</tr>")
@@ -190,7 +200,7 @@ class _Page:
         self.add("</table>")
 
     def overheads(self, section: Section) -> None:
-        rows = [r for r in section.overheads if any(finite(v) for v in r.values.values())]
+        rows = [r for r in section.overheads if _shown(r)]
         if not rows:
             return
         self.add("<h3>Build overhead per task (µs)</h3>",
@@ -200,7 +210,7 @@ class _Page:
         self.case_table(section, rows, "us", floor=True)  # the heading says per task
 
     def instructions(self, section: Section) -> None:
-        rows = [r for r in section.instructions if any(finite(v) for v in r.values.values())]
+        rows = [r for r in section.instructions if _shown(r)]
         if not rows:
             return
         self.add("<h3>Instruction counts</h3>",

@@ -5,7 +5,8 @@ of the ``scenario`` and ``configuration`` parameters found in the data. A run is
 one result file (one commit, machine and environment). Values follow asv: a
 float, ``None`` for a failure, NaN for a skip (``NotImplementedError`` in
 ``setup``: the commit lacks the feature, or the case is outside the suite's
-budget). Commits are ordered as the published ``index.json`` orders them
+budget), and `NOT_MEASURED` (a NaN too) where the run has no value at all
+(``asv run --bench``, a suite without that benchmark yet). Commits are ordered as the published ``index.json`` orders them
 (asv's revisions along the configured branches), else by commit date.
 """
 
@@ -14,10 +15,19 @@ from __future__ import annotations
 import ast
 import itertools
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
+
+class _NotMeasured(float):
+    """NaN that says the run has no value at all (benchmark or case not run), not a skip."""
+
+    def __repr__(self) -> str:
+        return "NOT_MEASURED"
+
+
+NOT_MEASURED = _NotMeasured("nan")  # math.isnan() holds: every NaN rule (no winner, no point) applies
+
 
 def unquote(value: str) -> str:
     """asv's repr of a string parameter ("'io_tree'") as it reads ("io_tree")."""
@@ -55,12 +65,13 @@ class Run:
     def value(self, name: str, **params: str) -> float | None:
         """The value where the named parameters have these (unquoted) values.
 
-        NaN when this run has no such benchmark or case (or skipped it), None when it failed.
+        NaN when the run skipped it, None when it failed, `NOT_MEASURED` when this
+        run has no such benchmark or case.
         """
         for case, value in self.values.get(name, ()):
             if all(case.get(k) == v for k, v in params.items()):
                 return value
-        return math.nan
+        return NOT_MEASURED
 
 
 @dataclass

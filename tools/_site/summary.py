@@ -11,10 +11,11 @@ instruction counts are benchmarks of unit ``instructions``.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 from _site import recommendation
-from _site.results import Benchmark, Results, Run
+from _site.results import NOT_MEASURED, Benchmark, Results, Run
 
 CONFIG = "configuration"
 
@@ -52,9 +53,11 @@ class CaseRow:
 
     @property
     def qualified_label(self) -> str:
-        """The label with the benchmark's class: cases of two classes can read the same."""
+        """The label with the benchmark's class (cases of two classes can read the same) and
+        what one value is of, from a method named ``..._per_task`` ("per task")."""
         owner = self.bench.split(".")[-2] if self.bench.count(".") >= 2 else self.bench
-        return f"{owner} {self.label}" if self.case else owner
+        per = re.search(r"_per_([a-z]+)$", self.bench)
+        return " ".join([owner, *([self.label] if self.case else []), *([f"per {per[1]}"] if per else [])])
 
 
 @dataclass
@@ -132,11 +135,9 @@ def _overhead_rows(results: Results, run: Run) -> list[CaseRow]:
     rows = _case_rows(results, run, [b for b in benches if _per_task(b) and CONFIG in b.param_names])
     floors = [b for b in benches if _per_task(b) and CONFIG not in b.param_names]
     for row in rows:
-        for floor in floors:
-            value = run.value(floor.name, **row.case)
-            if finite(value):
-                row.floor = value
-                break
+        values = [run.value(floor.name, **row.case) for floor in floors]
+        not_run = bool(values) and all(v is NOT_MEASURED for v in values)
+        row.floor = next((v for v in values if finite(v)), NOT_MEASURED if not_run else math.nan)
     return rows
 
 

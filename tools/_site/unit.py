@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import math
 
+from _site.results import NOT_MEASURED
+
 
 def fmt(value: float | None, unit: str) -> str:
     """A value in asv's ``unit``; n/a for a skip (NaN), failed for a failure (None)."""
     if value is None:
         return "failed"
+    if value is NOT_MEASURED:
+        return "not measured"
     if math.isnan(value):
         return "n/a"
     if unit in ("seconds", "s"):
