@@ -3,8 +3,8 @@
 The clone holds the suite without the library, then with it, then a small
 change. ``tools/bench.py run ALL --quick --save-quick`` benchmarks the three commits
 on the current Python as a smoke run (``STARDAG_BENCH_SMOKE``) and keeps the results
-(a throwaway clone: elsewhere quick and smoke results are never saved), and ``tools/bench.py asv
-publish`` writes the site as users get it: asv's pages, the libraries they load
+(a throwaway clone: elsewhere quick and smoke results are never saved; these are labelled
+so), and ``tools/bench.py asv publish --show-quick`` writes the site as users get it: asv's pages, the libraries they load
 served from the site itself (fetched from the npm registry into the shared
 cache), and the overview page. The asv tests and the browser tests read the
 same run (the session fixture ``asv_site`` in conftest.py): it takes 2-4 minutes.
@@ -90,7 +90,8 @@ def build(root: Path) -> AsvSite:
         [sys.executable, "tools/bench.py", "run", f"--python={PYTHON}", "--quick", "--save-quick", "ALL"],
         cwd=repo, env=env, capture_output=True, text=True, timeout=900,
     )
-    publish = subprocess.run([sys.executable, "tools/bench.py", "asv", "publish"],
+    # --show-quick: the overview shows this smoke run (labelled so), as the browser tests read it
+    publish = subprocess.run([sys.executable, "tools/bench.py", "asv", "publish", "--show-quick"],
                              cwd=repo, env=env, capture_output=True, text=True, timeout=300)
     return AsvSite(repo=repo, html_dir=repo / "html", run=run, log=run.stdout + run.stderr,
                    publish=publish,

@@ -10,7 +10,9 @@
                                           --save-quick: one sample each must not enter the history
     python tools/bench.py pythons         which configured Pythons exist here, which are missing
     python tools/bench.py asv ARGS        any asv command (publish, preview, continuous, compare);
-                                          preview serves on 127.0.0.1 only
+                                          preview serves on 127.0.0.1 only; quick or smoke results
+                                          saved by run are labelled, and the overview page leaves
+                                          them out unless `asv publish --show-quick`
 
 asv is run from the repository root with a directory of ``pythonX.Y`` links to
 real interpreters first on PATH (see tools/interpreter.py), so pyenv shims that
@@ -244,6 +246,8 @@ def publish_branches() -> list[str]:
 
 def publish(found: dict[str, interpreter.Interpreter], args: list[str] = ()) -> int:
     """``asv publish ARGS``, then make the site self-contained and add its overview page."""
+    show_quick = SHOW_QUICK in args
+    args = [a for a in args if a != SHOW_QUICK]
     branches = publish_branches()
     if branches == asv_conf().get("branches") or any(a.startswith("--config") for a in args):
         rc = asv(["publish", *args], found)
@@ -262,7 +266,7 @@ def publish(found: dict[str, interpreter.Interpreter], args: list[str] = ()) -> 
 
     site = html_dir(args)
     print("bench: serving the libraries from the site, drawing the overview page", flush=True)
-    report = _site.finish_site(site, results_dir())
+    report = _site.finish_site(site, results_dir(), show_quick=show_quick)
     for line in report.lines:
         print(f"bench: {line}", flush=True)
     for problem in report.problems:
@@ -362,6 +366,37 @@ def new_results(machine: str, since: float) -> list[Path]:
 
 
 SAVE_QUICK = "--save-quick"
+SHOW_QUICK = "--show-quick"  # asv publish: the overview shows quick and smoke runs too
+QUICK_LABEL = "stardag_bench"  # the entry (asv ignores it) that marks a saved quick or smoke result
+
+
+def quick_or_smoke(args: list[str]) -> dict[str, bool]:
+    """Whether ``asv run ARGS`` (in this environment) measures with one sample or tiny work."""
+    return {"quick": any(a in ("--quick", "-q") for a in args),
+            "smoke": os.environ.get("STARDAG_BENCH_SMOKE", "") not in ("", "0")}
+
+
+def label_quick(args: list[str], since: float) -> None:
+    """Mark the result files an ``asv run ARGS`` saved since ``since`` when they are quick or smoke.
+
+    The overview leaves them out: they are not measurements. (asv drops the entry
+    when it later rewrites the file, i.e. when a full run of that commit replaces them.)
+    """
+    how = quick_or_smoke(args)
+    if not any(how.values()) or any(a in ("--dry-run", "-n") for a in args):
+        return
+    folder = results_dir()
+    written = [p for p in folder.glob("*/*.json")
+               if p.name != "machine.json" and p.stat().st_mtime >= since] if folder.is_dir() else []
+    for path in written:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data[QUICK_LABEL] = how
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, path)
+    if written:
+        print(f"bench: {len(written)} result file(s) labelled {' and '.join(k for k, v in how.items() if v)}: "
+              "the overview page leaves them out", flush=True)
 
 
 def unsaved_if_quick(args: list[str]) -> list[str]:
@@ -371,13 +406,13 @@ def unsaved_if_quick(args: list[str]) -> list[str]:
     ``asv-results/`` and the site as if measured properly: the history stays
     clean unless the caller says the results are wanted (a throwaway clone).
     """
-    quick = any(a in ("--quick", "-q") for a in args)
-    smoke = os.environ.get("STARDAG_BENCH_SMOKE", "") not in ("", "0")
+    how = quick_or_smoke(args)
+    quick, smoke = how["quick"], how["smoke"]
     if SAVE_QUICK in args:
         args = [a for a in args if a != SAVE_QUICK]
         if quick or smoke:
-            print(f"bench: {SAVE_QUICK}: these results are saved to {results_dir()} and will show on "
-                  "this checkout's site like any other", flush=True)
+            print(f"bench: {SAVE_QUICK}: these results are saved to {results_dir()}, labelled: asv's "
+                  f"graphs show them, the overview only after `asv publish {SHOW_QUICK}`", flush=True)
         return args
     if (quick or smoke) and not any(a in ("--dry-run", "-n") for a in args):
         what = "--quick (one sample each)" if quick else "a smoke run ($STARDAG_BENCH_SMOKE)"
@@ -398,6 +433,7 @@ def run_asv(args: list[str], found: dict[str, interpreter.Interpreter]) -> int:
     console = progress.AsvConsole(results_dir(), machine, na_explanation())
     rc = asv(["run", *args], found, console)
     print(f"bench: asv run took {progress.duration(time.monotonic() - start)}", flush=True)
+    label_quick(args, wall)
     written = new_results(machine, wall)
     if written:
         print(f"bench: results of machine {machine!r} in {written[0].parent}:", flush=True)
@@ -468,7 +504,11 @@ def main(argv: list[str]) -> int:
         found = interpreter.discover(versions)
         if rest[:1] == ["publish"]:
             return publish(found, rest[1:])
-        return asv(rest, found)
+        wall = time.time()
+        rc = asv(rest, found)
+        if rest[:1] in (["run"], ["continuous"]):
+            label_quick(rest, wall)
+        return rc
     raise BenchError(f"unknown command {command!r}; see `python tools/bench.py --help`")
 
 

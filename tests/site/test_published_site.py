@@ -252,6 +252,15 @@ def test_overview_figures_are_those_of_the_newest_result_file(html_dir, index):
     assert checked > 50
 
 
+def test_quick_results_are_labelled_and_the_overview_says_what_they_are(html_dir):
+    """The session's site is a smoke run saved with --save-quick and published with --show-quick."""
+    files = [p for p in (html_dir.parent / "asv-results").glob("*/*.json") if p.name != "machine.json"]
+    assert files
+    for path in files:
+        assert json.loads(path.read_text())["stardag_bench"] == {"quick": True, "smoke": True}, path.name
+    assert "they are not measurements" in (html_dir / "overview.html").read_text(encoding="utf-8")
+
+
 def test_site_root_lands_on_the_overview(page, served):
     page.get(served.url)
     wait_for(page, served, "return location.pathname.endsWith('/overview.html')", "the overview page")

@@ -71,7 +71,8 @@ def write_benchmarks(results: Path) -> None:
     (results / "benchmarks.json").write_text(json.dumps(meta))
 
 
-def write_run(results: Path, commit: str, python: str, values, machine: str = "box", date: int = 0) -> None:
+def write_run(results: Path, commit: str, python: str, values, machine: str = "box", date: int = 0,
+              label: dict | None = None) -> None:
     """``values(name, case dict) -> float | None`` gives each case's value."""
     rows = {}
     for name, (_, _, names, params, _) in BENCHMARKS.items():
@@ -81,6 +82,8 @@ def write_run(results: Path, commit: str, python: str, values, machine: str = "b
             "params": {"machine": machine, "python": python}, "requirements": {}, "env_vars": {},
             "result_columns": ["result", "params", "version", "started_at", "duration"],
             "results": rows, "durations": {}, "version": 2}
+    if label is not None:
+        data.update(label)
     folder = results / machine
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "machine.json").write_text(json.dumps({"machine": machine, "num_cpu": "2", "version": 1}))
@@ -363,6 +366,34 @@ def test_what_the_newest_commit_did_not_measure_says_so_not_an_older_value(site,
     instructions = section[section.index("Instruction counts"):].split("</table>")[0]
     assert "not measured" in instructions and "1,000,000" not in instructions
     assert "not measured:" in section  # and the page says what it means
+
+
+QUICK = {"stardag_bench": {"quick": True, "smoke": False}}
+SMOKE = {"stardag_bench": {"quick": True, "smoke": True}}
+
+
+def test_quick_and_smoke_runs_never_show_as_measurements(site, results, cache):
+    """A --quick or smoke run saved anyway (bench.py labels it) stays off the overview."""
+    index = json.loads((site / "index.json").read_text())
+    index["revision_to_hash"].update({"4": "d" * 40, "5": "e" * 40})
+    (site / "index.json").write_text(json.dumps(index))
+    tiny = lambda name, case: 1e-4 if name.endswith("time_build") else newest_values(name, case)  # noqa: E731
+    write_run(results, "d" * 40, "3.11", tiny, date=4, label=SMOKE)  # newer than b on 3.11
+    write_run(results, "e" * 40, "3.13", tiny, date=5, label=QUICK)  # the only run on 3.13
+    report = _site.finish_site(site, results)
+    text = overview(site)
+    py311 = text[text.index("Python 3.11"):text.index("Python 3.12")]
+    assert "commit <code>bbbbbbbb</code>" in py311 and "dddddddd" not in py311
+    assert "0.1 ms" not in text and "100 µs" not in text
+    assert "1 quick or smoke run left out" in py311
+    py313 = text[text.index('id="py3.13"'):]
+    assert "only quick or smoke runs" in py313 and "<table>" not in py313.split("<h2")[0]
+    assert any("quick or smoke" in line for line in report.lines)
+
+    # a throwaway clone may show them (bench.py asv publish --show-quick), saying what they are
+    _site.finish_site(site, results, show_quick=True)
+    py311 = overview(site)[overview(site).index("Python 3.11"):]
+    assert "commit <code>dddddddd</code>" in py311 and "not measurements" in py311
 
 
 def test_unreadable_result_file_is_reported_and_the_rest_published(site, results, cache):

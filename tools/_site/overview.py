@@ -101,13 +101,26 @@ class _Page:
     # ----------------------------------------------------------------------------------
 
     def section(self, section: Section, several_machines: bool) -> None:
-        run = section.newest
         where = f" on {_e(section.machine)}" if several_machines else ""
+        if not section.runs:
+            self.add(f'<h2 id="py{_e(section.python)}">Python {_e(section.python)}{where}</h2>',
+                     f'<p class="notice">This Python has only quick or smoke runs so far '
+                     f'({section.n_quick_left_out}): one sample each, or a hundredth of the work, so '
+                     "their values are not measurements and are not shown. Run "
+                     "<code>python tools/bench.py</code> for a measurement.</p>")
+            return
+        run = section.newest
         date = datetime.datetime.fromtimestamp(run.date / 1000, datetime.timezone.utc).strftime("%Y-%m-%d")
         self.add(f'<h2 id="py{_e(section.python)}">Python {_e(section.python)}{where}: '
                  f'commit <code>{_e(run.commit[:8])}</code> ({date})</h2>',
                  f'<p class="muted">{len(section.runs)} commit(s) benchmarked on machine '
-                 f'<code>{_e(section.machine)}</code> with this Python; the tables show the newest.</p>')
+                 f'<code>{_e(section.machine)}</code> with this Python; the tables show the newest.'
+                 + (f" {section.n_quick_left_out} quick or smoke run{'s' if section.n_quick_left_out > 1 else ''} "
+                    "left out: not measurements." if section.n_quick_left_out else "") + "</p>")
+        if any(r.quick for r in section.runs):
+            self.add('<p class="notice">Quick or smoke runs are shown here (published with '
+                     "<code>--show-quick</code>): one sample each, or a hundredth of the work. Their "
+                     "values check that the benchmarks run; they are not measurements.</p>")
         self.matrix(section)
         self.claims(section)
         self.overheads(section)
@@ -248,7 +261,7 @@ class _Page:
             return
         self.add("</div>")
 
-    def benchmarks(self, run: Run | None) -> None:
+    def benchmarks(self) -> None:
         self.add('<h2 id="benchmarks">What each benchmark measures</h2>',
                  "<table><tr><th>benchmark</th><th class='text'>unit</th><th class='text'>measures</th></tr>")
         for bench in sorted(self.results.benchmarks.values(), key=lambda b: b.name):
@@ -292,6 +305,8 @@ def write(site: Path, results: Results, sections: list[Section], title: str,
             f'<a href="#py{_e(s.python)}">{_e(s.python)}</a>' for s in sections) + "</p>")
     for section in sections:
         page.section(section, several)
+        if not section.runs:
+            continue
         if not draw:
             page.add('<p class="notice">The trend plots need matplotlib (<code>pip install '
                      'matplotlib</code>, or <code>pip install -e ".[bench]"</code>), then publish '
@@ -301,7 +316,7 @@ def write(site: Path, results: Results, sections: list[Section], title: str,
             f"<span class='swatch' style='background:{colours[c]}'></span>{_e(c)}" for c in configs)
             + ". Each plot links to its asv graph.</p>")
         page.trends(section)
-    page.benchmarks(sections[-1].newest if sections else None)
+    page.benchmarks()
     if results.problems:
         page.add("<p class='notice'>Result files that could not be read: "
                  + "; ".join(_e(p) for p in results.problems) + "</p>")

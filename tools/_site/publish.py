@@ -95,11 +95,12 @@ def vendor_libraries(site: Path, report: SiteReport) -> tuple[list[str], str]:
     return libraries, notice
 
 
-def finish_site(site: Path, results_dir: Path, title: str = TITLE) -> SiteReport:
+def finish_site(site: Path, results_dir: Path, title: str = TITLE, show_quick: bool = False) -> SiteReport:
     """Make the site ``asv publish`` wrote to ``site`` self-contained and add its overview page.
 
-    ``results_dir``: the asv results directory it was published from. Never raises
-    for a registry, a result file or a plot: those land in the report's problems.
+    ``results_dir``: the asv results directory it was published from. The overview
+    leaves out runs labelled quick or smoke unless ``show_quick``. Never raises for a
+    registry, a result file or a plot: those land in the report's problems.
     """
     site, results_dir = Path(site), Path(results_dir)
     report = SiteReport()
@@ -118,7 +119,7 @@ def finish_site(site: Path, results_dir: Path, title: str = TITLE) -> SiteReport
     try:
         data = results.load(results_dir, site)
         use_cases, order = _scenarios()
-        found_sections = summary.sections(data, use_cases, order)
+        found_sections = summary.sections(data, use_cases, order, show_quick)
         path = overview.write(site, data, found_sections, title, notices, libraries)
     except Exception as err:  # the graphs are published; the overview must not take them down
         report.problems.append(f"the overview page could not be written: {err!r}\n"
@@ -128,4 +129,8 @@ def finish_site(site: Path, results_dir: Path, title: str = TITLE) -> SiteReport
     n_plots = len(list((site / overview.PLOT_DIR).glob("*.svg")))
     plots = f"{n_plots} trend plots" if plot.available() else "no plots: matplotlib is not installed"
     report.lines.append(f"overview page {path} ({len(found_sections)} Python(s), {plots})")
+    left_out = sum(s.n_quick_left_out for s in found_sections)
+    if left_out:
+        report.lines.append(f"{left_out} quick or smoke run(s) left out of the overview: not "
+                            "measurements (asv's graphs show them; --show-quick shows them there too)")
     return report

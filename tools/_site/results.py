@@ -6,7 +6,9 @@ one result file (one commit, machine and environment). Values follow asv: a
 float, ``None`` for a failure, NaN for a skip (``NotImplementedError`` in
 ``setup``: the commit lacks the feature, or the case is outside the suite's
 budget), and `NOT_MEASURED` (a NaN too) where the run has no value at all
-(``asv run --bench``, a suite without that benchmark yet). Commits are ordered as the published ``index.json`` orders them
+(``asv run --bench``, a suite without that benchmark yet). A run labelled quick
+or smoke (`QUICK_LABELS`: tools/bench.py and the nightly job label what they
+save) says so in ``quick``. Commits are ordered as the published ``index.json`` orders them
 (asv's revisions along the configured branches), else by commit date.
 """
 
@@ -18,6 +20,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
+
+# Entries asv ignores that tools/bench.py and the nightly job add to the result files they
+# save: {"quick": bool, "smoke": bool, ...}. Either true: one sample, or a hundredth of the work.
+QUICK_LABELS = ("stardag_bench", "stardag_nightly")
+
 
 class _NotMeasured(float):
     """NaN that says the run has no value at all (benchmark or case not run), not a skip."""
@@ -59,6 +66,7 @@ class Run:
     commit: str
     date: int  # ms since the epoch, asv's commit date
     order: tuple[int, int]  # sorts runs oldest first: (1, revision) on a branch, else (0, date)
+    quick: bool = False  # a --quick or smoke run: its values are not measurements
     # benchmark name -> [(its parameters, unquoted, by name), value] for each case
     values: dict[str, list[tuple[dict[str, str], float | None]]] = field(default_factory=dict)
 
@@ -151,7 +159,9 @@ def _read_run(machine: str, path: Path, order: dict[str, int],
     commit = data["commit_hash"]
     date = int(data.get("date") or 0)
     run = Run(machine=machine, python=str(data.get("python") or data["params"].get("python", "?")),
-              commit=commit, date=date, order=(1, order[commit]) if commit in order else (0, date))
+              commit=commit, date=date, order=(1, order[commit]) if commit in order else (0, date),
+              quick=any(isinstance(data.get(k), dict) and (data[k].get("quick") or data[k].get("smoke"))
+                        for k in QUICK_LABELS))
     for name, row in data["results"].items():
         bench = benchmarks.get(name)
         row = list(row) + [None] * (len(columns) - len(row))

@@ -70,6 +70,7 @@ class Section:
     overheads: list[CaseRow] = field(default_factory=list)
     instructions: list[CaseRow] = field(default_factory=list)
     claims: list[tuple[recommendation.Claim, list[recommendation.Check]]] = field(default_factory=list)
+    n_quick_left_out: int = 0  # quick or smoke runs not in ``runs``
 
     @property
     def newest(self) -> Run:
@@ -172,22 +173,27 @@ def _size(row: CaseRow) -> int:
     return int(size) if size.isdigit() else 0
 
 
-def sections(results: Results, use_cases: dict[str, str], scenario_order: list[str]) -> list[Section]:
+def sections(results: Results, use_cases: dict[str, str], scenario_order: list[str],
+             show_quick: bool = False) -> list[Section]:
     """One section per (python, machine): its newest commit and its history.
 
     ``use_cases``: scenario -> the use case its measurements speak to (recommendation.py).
+    Quick and smoke runs are left out (a section may have no run left) unless ``show_quick``.
     """
     configs = configurations(results)
     instruction_benches = [b for b in results.benchmarks.values() if b.unit == "instructions"]
     out = []
-    for (python, machine), runs in results.groups().items():
-        section = Section(python, machine, runs, configs)
+    for (python, machine), every_run in results.groups().items():
+        runs = [r for r in every_run if show_quick or not r.quick]
+        section = Section(python, machine, runs, configs, n_quick_left_out=len(every_run) - len(runs))
+        out.append(section)
+        if not runs:
+            continue
         newest = section.newest
         section.scenarios = _scenario_rows(results, newest, scenario_order)
         section.overheads = _overhead_rows(results, newest)
         section.instructions = _case_rows(results, newest, instruction_benches)
         _claims(section, use_cases)
-        out.append(section)
     return out
 
 
