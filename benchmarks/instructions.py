@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
+from typing import Callable
 
 from benchmarks.common import base_root
 
@@ -66,25 +67,25 @@ def count(kinds: list[str], sizes: tuple[int, int] = SIZES) -> dict[str, Count]:
             tool, "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
             f"--log-file={os.path.join(tmp, 'valgrind.%p')}",
         ])
-        counts = {}
-        for kind in kinds:
-            entry = manifest["kinds"].get(kind, {"error": "not in the probe's manifest"})
-            if "missing" in entry:
-                counts[kind] = Count(skip=entry["missing"])
-            elif "error" in entry:
-                counts[kind] = Count(error=f"{kind}: {entry['error']}")
-            else:
-                first, second, repeat = (_instructions(tmp, pid) for pid in entry["pids"])
-                loop = (repeat - first) / 2  # the parent's own work between two forks
-                n1, n2 = entry["sizes"]  # a kind's span may be wider (_cost_probe.sizes_for)
-                counts[kind] = Count(per_item=(second - first - loop) / (n2 - n1))
-        return counts
+
+        def per_item(entry: dict) -> Count:
+            first, second, repeat = (_instructions(tmp, pid) for pid in entry["pids"])
+            loop = (repeat - first) / 2  # the parent's own work between two forks
+            n1, n2 = entry["sizes"]  # a kind's span may be wider (_cost_probe.sizes_for)
+            return Count(per_item=(second - first - loop) / (n2 - n1))
+
+        return _outcomes(manifest, kinds, per_item)
 
 
 def check(kinds: list[str]) -> dict[str, Count]:
     """Run every kind once at a tiny size without Valgrind: does it work on this commit?"""
     with _workspace() as (tmp, env):
         manifest = _probe(env, os.path.join(tmp, "check.json"), (2, 3), kinds, [])
+    return _outcomes(manifest, kinds, lambda entry: Count())
+
+
+def _outcomes(manifest: dict, kinds: list[str], ran: Callable[[dict], Count]) -> dict[str, Count]:
+    """Each kind's Count from the probe's manifest: skipped, failed, or ``ran(entry)``."""
     found = {}
     for kind in kinds:
         entry = manifest["kinds"].get(kind, {"error": "not in the probe's manifest"})
@@ -93,7 +94,7 @@ def check(kinds: list[str]) -> dict[str, Count]:
         elif "error" in entry:
             found[kind] = Count(error=f"{kind}: {entry['error']}")
         else:
-            found[kind] = Count()
+            found[kind] = ran(entry)
     return found
 
 
