@@ -225,7 +225,8 @@ def publish_branches() -> list[str]:
     asv leaves a result out of every graph when its commit is on none of the
     configured branches' first-parent lines, and stops when a branch is missing
     (a clone of another branch, a CI checkout): the commit just benchmarked must
-    be on the site, so its branch (``HEAD`` when detached) is added.
+    be on the site, so its branch (``HEAD`` when detached) is added, first: asv's
+    graph pages draw the first branch unless the reader picks another.
     """
     configured = list(asv_conf().get("branches") or ["main"])
     present = [b for b in configured if _git_out("rev-parse", "--verify", "--quiet", f"{b}^{{commit}}")]
@@ -240,8 +241,9 @@ def publish_branches() -> list[str]:
         return present
     current = _git_out("symbolic-ref", "--short", "-q", "HEAD") or "HEAD"
     print(f"bench: the checked-out commit {head[:8]} is on none of asv.conf.json's branches "
-          f"({', '.join(configured)}): the site also shows the commits along {current!r}", flush=True)
-    return [*present, current]
+          f"({', '.join(configured)}): the site also shows the commits along {current!r}, "
+          "and its graphs open on that branch", flush=True)
+    return [current, *present]
 
 
 def publish(found: dict[str, interpreter.Interpreter], args: list[str] = ()) -> int:

@@ -72,6 +72,8 @@ def test_publish_shows_the_checked_out_commit_off_main_and_works_without_main(tm
     done = publish(repo, home, cache)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert graphed(repo / "html") >= {on_main, feature}
+    # asv's graph pages draw the first branch unless told otherwise: the commit's, here
+    assert json.loads((repo / "html" / "index.json").read_text())["params"]["branch"][0] == "feature"
     assert f"commit <code>{feature[:8]}</code>" in (repo / "html" / "overview.html").read_text()
     assert "'feature'" in done.stdout  # it says along which branch
 
