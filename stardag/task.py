@@ -19,6 +19,7 @@ depth crosses to a worker process without hitting the recursion limit.
 
 from __future__ import annotations
 
+import inspect
 import os
 import pickle
 import sys
@@ -44,6 +45,8 @@ from .target import get_target_root, make_target, serializer_for
 __all__ = ["AutoTask", "SubClass", "Task", "TaskStruct", "auto_namespace", "check_unchanged", "flatten_tasks"]
 
 T = TypeVar("T")
+# pydantic 2.11+ validates input keyed by field names even where fields have aliases.
+_BY_NAME = {"by_name": True} if "by_name" in inspect.signature(BaseModel.model_validate).parameters else {}
 
 
 class Task(BaseModel):
@@ -103,7 +106,8 @@ class Task(BaseModel):
         copied = super().model_copy(update=update, deep=deep)
         if update:
             # pydantic copies private attributes (the id, the cached output) as they were.
-            copied = type(self)(**copied.__dict__)
+            # By field name: a field with an alias would not take its name as a keyword.
+            copied = type(self).model_validate(dict(copied.__dict__), **_BY_NAME)
         return copied
 
     @property

@@ -13,6 +13,7 @@ import sys
 from typing import Any, ClassVar
 
 import pytest
+from pydantic import Field
 
 import identity_tasks as it
 import tasks_for_tests as tt
@@ -263,3 +264,12 @@ def test_model_copy_with_changed_parameters_gets_the_new_id(root: str) -> None:
     assert leaf.model_copy(deep=True) == leaf
     with pytest.raises(Exception, match="value"):  # updates are validated like parameters
         leaf.model_copy(update={"value": "not a number"})
+
+
+def test_model_copy_with_changed_parameters_of_a_task_with_aliased_fields() -> None:
+    class Aliased(AutoTask[int]):
+        x: int = Field(default=0, alias="X")
+
+    task = Aliased(X=1)
+    changed = task.model_copy(update={"x": 2})
+    assert changed.x == 2 and changed.id == Aliased(X=2).id != task.id
