@@ -150,6 +150,20 @@ class Typed(AutoTask[int]):
     lit: Literal["a", "b"] = "a"
 
 
+class Declared(AutoTask[int]):
+    """Fields whose declared types fix tuples and sets (encoded as plain arrays), and unions that do not."""
+
+    t: tuple[int, ...] = ()
+    pair: Optional[tuple[int, str]] = None
+    pairs: list[tuple[int, str]] = []
+    words: frozenset[str] = frozenset()
+    points: set[tuple[int, int]] = set()
+    named: dict[str, tuple[int, ...]] = {}
+    anything: tuple[Any, ...] = ()
+    either: Union[tuple[int, ...], list[int]] = ()
+    nested: tuple[tuple[int, ...], ...] = ()
+
+
 class Deps(AutoTask[int]):
     deps: tuple[Task, ...] = ()
     listed: list[Task] = []
