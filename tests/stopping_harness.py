@@ -91,7 +91,7 @@ class ScriptedBuild:
         script = Path(directory, "stopped_build.py")
         script.write_text(_SCRIPT)
         self.root = os.path.join(directory, "root")
-        os.mkdir(self.root)
+        os.makedirs(self.root, exist_ok=True)  # two builds in one directory share their root
         self.proc = subprocess.Popen(
             [sys.executable, str(script), mode, self.root, str(n_gated), str(n_workers), start_method],
             env=env or subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

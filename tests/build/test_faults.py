@@ -520,3 +520,26 @@ def test_a_yielded_task_whose_complete_raises_fails_and_its_parent_is_upstream_f
     assert (summary.n_succeeded, summary.n_upstream_failed) == (1, 1)
     assert good.complete() and not parent.complete()
     tt.assert_counts_add_up(summary)
+
+
+def test_two_builds_of_one_dag_into_one_root_at_once_both_succeed(scripted: Any) -> None:
+    """
+    top ── Gated 0, 1 ── leaf 100, leaf 101: a process-pool and a thread-pool build of it at once
+
+    Neither sees the other's gated outputs until both run them: each task runs twice,
+    each output is renamed into place whole, and both builds succeed.
+    """
+    from stopping_harness import gated_ids
+
+    one, two = scripted("process", 2), scripted("thread", 2)
+    one.wait_for_gated(4)  # 2 gated tasks in each build
+    one.release()
+    for run in (one, two):
+        result = run.result()
+        assert (result["status"], result["n_failed"]) == ("success", 0), run.err
+    assert len(gated_ids(one.root)) == 4
+    quick = (tt.Leaf(value=100), tt.Leaf(value=101))
+    top = tt.Sum(deps=(*quick, *(tt.Gated(value=i, deps=quick) for i in range(2))))
+    with target_root(one.root):
+        assert top.load() == 100 + 101 + 0 + 1
+    assert os.listdir(Path(one.root, ".stardag-tmp")) == []
