@@ -129,13 +129,20 @@ def local_cluster(n_workers: int | None = None) -> Any:
     with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
                           # queued tasks go to a worker only when it has a free thread
                           "distributed.scheduler.worker-saturation": 1.0}):
-        return distributed.LocalCluster(
-            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
-            # Every server on loopback only (scheduler, workers, nannies); no dashboard,
-            # the scheduler's HTTP server on a free local port, not 8787 (may be taken).
-            host="127.0.0.1", scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-            preload=[__name__],
-        )
+        try:
+            return distributed.LocalCluster(
+                n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                # Every server on loopback only (scheduler, workers, nannies); no dashboard,
+                # the scheduler's HTTP server on a free local port, not 8787 (may be taken).
+                host="127.0.0.1", scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                preload=[__name__],
+            )
+        except Exception as exc:  # Dask says only "Nanny failed to start."
+            raise RuntimeError(
+                f"the build's Dask LocalCluster could not start ({type(exc).__name__}: {exc}); its "
+                "workers' errors are above. Dask starts workers with 'spawn', which imports the main "
+                "script again: a script must start its build under 'if __name__ == \"__main__\":'"
+            ) from exc
 
 
 def dask_setup(worker: Any) -> None:

@@ -507,13 +507,14 @@ def unsendable(executor: Any, task: Task, exc: Exception, where: str) -> tuple:
 
 
 class _Worker:
-    __slots__ = ("process", "conn", "task", "known")
+    __slots__ = ("process", "conn", "task", "known", "answered")
 
     def __init__(self, process: Any, conn: Any):
         self.process = process
         self.conn = conn
         self.task: Task | None = None
         self.known: set[str] = set()  # ids of the tasks this worker holds
+        self.answered = False  # it sent an outcome: it started, and ran a task
 
 
 class ProcessExecutor(_Executor):
@@ -590,6 +591,7 @@ class ProcessExecutor(_Executor):
             self._on_death(worker)
             return
         worker.task = None
+        worker.answered = True
         self._idle.append(worker)
         try:
             kind, payload, reset = pickle.loads(message)
@@ -615,8 +617,15 @@ class ProcessExecutor(_Executor):
             return
         code = worker.process.exitcode
         how = f"was killed by {signal.Signals(-code).name}" if code and code < 0 else f"exited with code {code}"
+        hint = ""
+        if code == 1 and not worker.answered and self._method != "fork":
+            # What multiprocessing's bootstrap does when the main script starts a build at
+            # import: the worker imports it again (spawn, forkserver), and that build fails.
+            hint = (f" (if it failed to start, its error is above: a worker started by {self._method!r} "
+                    "imports the main script again, so a script must start its build under "
+                    "'if __name__ == \"__main__\":')")
         error = WorkerDiedError(
-            f"worker process {worker.process.pid} {how} while running task {task!r}; outputs "
+            f"worker process {worker.process.pid} {how} while running task {task!r}{hint}; outputs "
             "already written stay valid, and the next build resumes from them"
         )
         self._post((self, task.id, FAILED, (error, "")))

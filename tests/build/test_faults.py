@@ -543,3 +543,31 @@ def test_two_builds_of_one_dag_into_one_root_at_once_both_succeed(scripted: Any)
     with target_root(one.root):
         assert top.load() == 100 + 101 + 0 + 1
     assert os.listdir(Path(one.root, ".stardag-tmp")) == []
+
+
+_UNGUARDED_SCRIPT = """
+import sys
+import tasks_for_tests as tt
+from stardag.build import DefaultExecutionModeSelector, HybridConcurrentTaskRunner, build
+from stardag.target import set_target_root
+
+set_target_root(sys.argv[1])
+runner = HybridConcurrentTaskRunner(execution_mode_selector=DefaultExecutionModeSelector("process"),
+                                    max_process_workers=1, process_start_method="spawn")
+summary = build([tt.Leaf(value=1)], task_runner=runner)  # no 'if __name__ == "__main__":'
+print(summary.failures[0].error if summary.failures else summary.status)
+"""
+
+
+def test_a_script_without_the_main_guard_is_told_about_it(fresh_dir: str) -> None:
+    import subprocess
+    import sys
+
+    from conftest import subprocess_env
+
+    script = Path(fresh_dir, "unguarded.py")
+    script.write_text(_UNGUARDED_SCRIPT)
+    done = subprocess.run([sys.executable, str(script), os.path.join(fresh_dir, "root")], env=subprocess_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert "a worker started by 'spawn' imports the main script again" in done.stdout, done.stdout + done.stderr
+    assert """'if __name__ == "__main__":'""" in done.stdout

@@ -385,6 +385,24 @@ def test_without_an_address_the_build_starts_a_local_cluster_and_closes_it(fresh
     assert result["alive"] == [], "the build's cluster still runs after the build"
 
 
+def test_a_script_without_the_main_guard_is_told_about_it(fresh_dir: str) -> None:
+    import subprocess
+    import sys
+
+    from conftest import TESTS_DIR, subprocess_env
+
+    script = Path(fresh_dir, "unguarded.py")
+    script.write_text(_OWN_CLUSTER_SCRIPT.replace('if __name__ == "__main__":', "if True:"))
+    env = subprocess_env()
+    env["PYTHONPATH"] = os.pathsep.join([str(TESTS_DIR / "dask"), env["PYTHONPATH"]])
+    done = subprocess.run([sys.executable, str(script), os.path.join(fresh_dir, "root")], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("RuntimeError: the build's Dask LocalCluster could not start"), done.stderr[-3000:]
+    assert """'if __name__ == "__main__":'""" in last
+
+
 class _Scheduler:
     """A ``dask scheduler`` (and optionally a ``dask worker``) in child processes."""
 
