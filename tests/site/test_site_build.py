@@ -396,6 +396,20 @@ def test_quick_and_smoke_runs_never_show_as_measurements(site, results, cache):
     assert "commit <code>dddddddd</code>" in py311 and "not measurements" in py311
 
 
+def test_an_overview_that_fails_leaves_a_page_saying_so_not_a_dead_landing_link(site, results, cache,
+                                                                                 monkeypatch):
+    def broken(*args, **kwargs):
+        raise ValueError("a result the overview cannot read")
+
+    monkeypatch.setattr(_site.publish.summary, "sections", broken)
+    report = _site.finish_site(site, results)
+    assert any("a result the overview cannot read" in p for p in report.problems)
+    assert 'url=overview.html' in (site / "index.html").read_text()  # the root still lands there
+    text = overview(site)
+    assert "could not be drawn" in text and "a result the overview cannot read" in text
+    assert 'href="index.html#/"' in text  # asv's pages are a click away
+
+
 def test_unreadable_result_file_is_reported_and_the_rest_published(site, results, cache):
     (results / "box" / "deadbeef-env-py3.11.json").write_text("{ truncated")
     report = _site.finish_site(site, results)

@@ -278,6 +278,25 @@ class _Page:
         self.add("</table>")
 
 
+def write_failure(site: Path, title: str, error: str) -> Path:
+    """An overview page that says it could not be drawn, and why (the site's root lands on it)."""
+    path = site / PAGE
+    path.write_text(
+        "\n".join([
+            "<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
+            f"<title>{_e(title)}: overview</title>", '<link rel="icon" href="swallow.ico">',
+            f"<style>{_STYLE}</style></head><body>",
+            '<nav><b>Overview</b><a href="index.html#/">Benchmark grid</a>'
+            '<a href="index.html#/summarylist">Benchmark list</a>'
+            '<a href="index.html#regressions">Regressions</a></nav>',
+            f"<h1>{_e(title)}</h1>",
+            f'<p class="notice">The overview could not be drawn from these results ({_e(error)}); '
+            "the publish output has the details. asv's pages have every result: "
+            '<a href="index.html#/">the benchmark grid</a>.</p>', "</body></html>", ""]),
+        encoding="utf-8")
+    return path
+
+
 def write(site: Path, results: Results, sections: list[Section], title: str,
           notices: list[str], libraries: list[str]) -> Path:
     """Write ``overview.html`` (and its plots) into ``site``; return its path."""

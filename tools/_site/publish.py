@@ -124,6 +124,10 @@ def finish_site(site: Path, results_dir: Path, title: str = TITLE, show_quick: b
     except Exception as err:  # the graphs are published; the overview must not take them down
         report.problems.append(f"the overview page could not be written: {err!r}\n"
                                + traceback.format_exc(limit=3))
+        try:  # the site's root lands on overview.html: it must exist and say what happened
+            overview.write_failure(site, title, f"{type(err).__name__}: {err}")
+        except OSError as write_err:
+            report.problems.append(f"nor could a page saying so be written: {write_err}")
         return report
     report.problems.extend(data.problems)
     n_plots = len(list((site / overview.PLOT_DIR).glob("*.svg")))
