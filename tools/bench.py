@@ -201,13 +201,16 @@ def na_explanation() -> str:
         return "the commit or the configuration cannot run that case"
     finally:
         sys.path.remove(str(REPO))
+    sequential_only = getattr(bench_scaling, "MAX_TASKS_BUT_SEQUENTIAL", None)
     remote = [c.name for c in configuration.CONFIGURATIONS.values() if not c.in_process]
     caps = [f"{c.name} beyond {c.max_light_tasks:,} light tasks"
             + (f" or chains of {c.max_light_chain:,}" if c.max_light_chain else "")
             for c in configuration.CONFIGURATIONS.values() if c.max_light_tasks]
     text = ("commits before the library (or before a configuration) skip every case; "
             f"{' and '.join(remote)} cannot use in-memory targets (tasks run in other processes); "
-            f"budget caps: {', '.join(caps)}, file targets beyond {bench_scaling.MAX_FILE_TASKS:,} tasks")
+            f"budget caps: {', '.join(caps)}, "
+            + (f"only sequential beyond {sequential_only:,} light tasks, " if sequential_only else "")
+            + f"file targets beyond {bench_scaling.MAX_FILE_TASKS:,} tasks")
     if common.SMOKE:
         text += f"; smoke run: DAGs over {common.SMOKE_MAX_TASKS} tasks"
     return text

@@ -18,7 +18,7 @@ sys.path.insert(0, str(REPO / "tools"))
 sys.path.insert(0, str(REPO))
 
 import progress  # noqa: E402
-from benchmarks import configuration, run_benchmark  # noqa: E402
+from benchmarks import bench_scaling, configuration, run_benchmark  # noqa: E402
 from benchmarks.scenario import SCENARIOS  # noqa: E402
 
 EFFICIENCY = "bench_build.CPUBound.track_efficiency"
@@ -169,6 +169,8 @@ def test_bench_explains_na_from_the_suite_limits():
     for name in (c.name for c in configuration.CONFIGURATIONS.values() if not c.in_process):
         assert name in text
     assert "commits before the library" in text and "10,000" in text
+    # every cap the suite skips by is named (a light DAG over this size runs sequentially only)
+    assert f"only sequential beyond {bench_scaling.MAX_TASKS_BUT_SEQUENTIAL:,} light tasks" in text
 
 
 # --------------------------------------------------------------------------------------
