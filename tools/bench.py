@@ -22,9 +22,11 @@ do not resolve never reach asv's virtualenv plugin.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import http.server
 import importlib
+import io
 import json
 import os
 import re
@@ -48,9 +50,9 @@ class BenchError(Exception):
     """A problem the user can fix; printed without a traceback."""
 
 
-def asv_conf() -> dict:
-    """asv.conf.json (which allows // comment lines)."""
-    text = (REPO / "asv.conf.json").read_text()
+def asv_conf(path: Path | None = None) -> dict:
+    """asv.conf.json, or the config at ``path`` (which allows // comment lines)."""
+    text = (path or REPO / "asv.conf.json").read_text()
     text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("//"))
     return json.loads(text)
 
@@ -288,8 +290,16 @@ def preview(args: list[str]) -> int:
     parser.add_argument("--port", "-p", type=int, default=0, help="port (default 8080, else any)")
     parser.add_argument("--browser", "-b", action="store_true", help="open it in a browser")
     parser.add_argument("--html-dir", "-o", help="the site (default: html_dir of asv.conf.json)")
+    parser.add_argument("--config", help="the asv config whose html_dir is served")
+    parser.add_argument("--verbose", "-v", action="store_true", help=argparse.SUPPRESS)
     opts = parser.parse_args(args)
-    site = REPO / opts.html_dir if opts.html_dir else html_dir()
+    if opts.html_dir:
+        site = REPO / opts.html_dir
+    elif opts.config:
+        config = REPO / opts.config
+        site = config.parent / asv_conf(config).get("html_dir", "html")
+    else:
+        site = html_dir()
     if not (site / "index.html").is_file():
         raise BenchError(f"no site in {site}: publish one first (python tools/bench.py)")
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
@@ -314,6 +324,19 @@ def preview(args: list[str]) -> int:
     finally:
         httpd.server_close()
     return 0
+
+
+def asv_subcommand(args: list[str]) -> int | None:
+    """Where in ``asv ARGS`` the command is, after asv's own options (``--config X``, ``-v``)."""
+    i = 0
+    while i < len(args):
+        if len(args[i]) > 3 and "--config".startswith(args[i]):  # asv takes --conf X too
+            i += 2
+        elif args[i].startswith("-"):
+            i += 1
+        else:
+            return i
+    return None
 
 
 def ensure_machine(args: list[str] = ()) -> None:
@@ -377,7 +400,7 @@ QUICK_LABEL = "stardag_bench"  # the entry (asv ignores it) that marks a saved q
 
 def quick_or_smoke(args: list[str]) -> dict[str, bool]:
     """Whether ``asv run ARGS`` (in this environment) measures with one sample or tiny work."""
-    return {"quick": any(a in ("--quick", "-q") for a in args),
+    return {"quick": _asks_quick(args),
             "smoke": os.environ.get("STARDAG_BENCH_SMOKE", "") not in ("", "0")}
 
 
@@ -388,7 +411,7 @@ def label_quick(args: list[str], since: float) -> None:
     when it later rewrites the file, i.e. when a full run of that commit replaces them.)
     """
     how = quick_or_smoke(args)
-    if not any(how.values()) or any(a in ("--dry-run", "-n") for a in args):
+    if not any(how.values()) or _parsed_run(args).get("dry_run"):
         return
     folder = results_dir()
     written = [p for p in folder.glob("*/*.json")
@@ -419,12 +442,33 @@ def unsaved_if_quick(args: list[str]) -> list[str]:
             print(f"bench: {SAVE_QUICK}: these results are saved to {results_dir()}, labelled: asv's "
                   f"graphs show them, the overview only after `asv publish {SHOW_QUICK}`", flush=True)
         return args
-    if (quick or smoke) and not any(a in ("--dry-run", "-n") for a in args):
+    if (quick or smoke) and not _parsed_run(args).get("dry_run"):
         what = "--quick (one sample each)" if quick else "a smoke run ($STARDAG_BENCH_SMOKE)"
         print(f"bench: {what}: results are shown, not saved, so they never enter the history; "
               f"drop --quick to record, or add {SAVE_QUICK} for a throwaway checkout", flush=True)
         args = [*args, "--dry-run"]
     return args
+
+
+def _parsed_run(args: list[str]) -> dict:
+    """``asv run ARGS`` as asv itself reads them (abbreviations such as ``--qu``, ``-qe``
+    included); {} when asv would refuse them anyway."""
+    try:
+        from asv.commands import make_argparser
+    except ImportError:  # asv not installed yet: the literal spellings only
+        return {"quick": any(a in ("--quick", "-q") for a in args),
+                "dry_run": any(a in ("--dry-run", "-n") for a in args)}
+    parser, _subparsers = make_argparser()
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            parsed, _rest = parser.parse_known_args(["run", *args])
+    except SystemExit:
+        return {}
+    return vars(parsed)
+
+
+def _asks_quick(args: list[str]) -> bool:
+    return bool(_parsed_run(args).get("quick")) or any(a in ("--quick", "-q") for a in args)
 
 
 def run_asv(args: list[str], found: dict[str, interpreter.Interpreter]) -> int:
@@ -503,8 +547,9 @@ def main(argv: list[str]) -> int:
             return run_asv(rest, {})
         return run_job(versions, rest, publish_site=False)
     if command == "asv":
-        if rest[:1] == ["preview"]:
-            return preview(rest[1:])
+        at = asv_subcommand(rest)
+        if at is not None and rest[at] == "preview":  # `asv --config X preview` too: never asv's
+            return preview(rest[:at] + rest[at + 1:])
         ensure_asv()
         found = interpreter.discover(versions)
         if rest[:1] == ["publish"]:

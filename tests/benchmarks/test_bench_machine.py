@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import psutil
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tools"))
@@ -46,11 +47,19 @@ def test_results_are_filed_under_this_host_even_with_another_machines_file(tmp_p
     assert "named" in json.loads((tmp_path / ".asv-machine.json").read_text())
 
 
-def test_preview_listens_on_loopback_only(tmp_path):
+@pytest.mark.parametrize("form", ["preview", "asv options first"])
+def test_preview_listens_on_loopback_only(tmp_path, form):
+    """Also as ``asv --config X preview``: asv's own preview would listen on every interface."""
     (tmp_path / "index.html").write_text("<p>site</p>")
+    if form == "preview":
+        args = ["preview", "--port", "0", "--html-dir", str(tmp_path)]
+    else:
+        config = tmp_path / "conf" / "asv.conf.json"
+        config.parent.mkdir()
+        config.write_text(json.dumps({"version": 1, "html_dir": ".."}))
+        args = ["--verbose", "--conf", str(config), "preview", "--port", "0"]
     proc = subprocess.Popen(
-        [sys.executable, str(REPO / "tools" / "bench.py"), "asv", "preview", "--port", "0",
-         "--html-dir", str(tmp_path)],
+        [sys.executable, str(REPO / "tools" / "bench.py"), "asv", *args],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         line = proc.stdout.readline()

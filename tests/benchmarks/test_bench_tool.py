@@ -92,6 +92,10 @@ def test_quick_and_smoke_runs_are_not_saved_unless_asked(monkeypatch, capsys):
     assert "not saved" in capsys.readouterr().out
     assert bench.unsaved_if_quick(["-q", "-n", "HEAD^!"]) == ["-q", "-n", "HEAD^!"]
     assert bench.unsaved_if_quick(["HEAD^!"]) == ["HEAD^!"]  # a full run is recorded
+    for spelled in (["--qu"], ["-qe"], ["-e", "-q"]):  # as asv reads them: abbreviated, combined
+        assert bench.unsaved_if_quick([*spelled, "HEAD^!"]) == [*spelled, "HEAD^!", "--dry-run"]
+    assert bench.unsaved_if_quick(["--quick", "--dry-r", "HEAD^!"]) == ["--quick", "--dry-r",
+                                                                         "HEAD^!"]
     assert bench.unsaved_if_quick(["--quick", "--save-quick", "ALL"]) == ["--quick", "ALL"]
     assert "--save-quick" in capsys.readouterr().out
 
