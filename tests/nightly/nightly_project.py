@@ -195,9 +195,9 @@ class TinyProject:
                 "--compare-factor", COMPARE_FACTOR, *([] if push else ["--no-push"]), *extra]
 
     def run(self, *extra: str, delay: float = 0.0, push: bool = False, machine: str = MACHINE,
-            state: Path | None = None) -> subprocess.CompletedProcess:
+            state: Path | None = None, **env: str) -> subprocess.CompletedProcess:
         return subprocess.run(self.args(*extra, push=push, machine=machine, state=state),
-                              env=self.env(NIGHTLY_TEST_DELAY=str(delay)),
+                              env=self.env(NIGHTLY_TEST_DELAY=str(delay), **env),
                               stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               timeout=300)
 

@@ -135,12 +135,19 @@ def _stamp(proc: subprocess.Popen, project: TinyProject) -> str:
 
 
 def test_run_killed_midway_leaves_nothing_running_then_a_normal_run_completes(project, tmp_path):
-    """SIGKILL of the job: asv, the benchmarks' processes, the suite's Dask cluster all go."""
+    """SIGKILL of the job: asv, the benchmarks' processes, the suite's Dask cluster all go.
+
+    So do their temporary files (asv's setup_cache directory, the cluster's files, Dask's
+    scratch space): nothing of the killed run stays in $TMPDIR after the next run.
+    """
     commits = [project.commit(f"c{i}") for i in range(3)]
     spawned = tmp_path / "spawned"
     spawned.mkdir()
+    tmp = tmp_path / "tmp"  # the operator's $TMPDIR (under cron: /tmp, shared, never cleaned)
+    tmp.mkdir()
     proc = project.start(NIGHTLY_TEST_SPAWN=str(spawned), NIGHTLY_TEST_SPAWN_AFTER="1",
-                         NIGHTLY_TEST_DASK=str(ROOT / "benchmarks" / "dask_cluster.py"))
+                         NIGHTLY_TEST_DASK=str(ROOT / "benchmarks" / "dask_cluster.py"),
+                         TMPDIR=str(tmp))
     # Kill once the first commit is committed and the second's processes run.
     _wait_until(lambda: _leftovers(spawned, "dask"), 180, proc)
     assert any(MACHINE in s for s in project.store_commits())
@@ -152,8 +159,12 @@ def test_run_killed_midway_leaves_nothing_running_then_a_normal_run_completes(pr
     _wait_until(lambda: not any(_running(pid) for pid in started) and not reaper.find(stamp), 20)
     done_before = set(project.stored_results())
     assert 1 <= len(done_before) < len(commits)
+    left = [p for p in tmp.rglob("*") if p.name in ("dask-scratch-space", "dask-cluster")]
+    assert left  # the killed run's temporary files, which it had no chance to remove
 
-    check_run(project.run())  # at once: no leftover holds the lock
+    out = check_run(project.run(TMPDIR=str(tmp)))  # at once: no leftover holds the lock
+    assert f"removed the temporary files of run {stamp}" in out
+    assert sorted(tmp.iterdir()) == []
     assert_store_complete(project, commits)
     redone = {r["commit"] for r in project.summary()["benchmarked"]}
     assert redone == set(commits) - done_before  # finished, nothing benchmarked twice

@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
 
-from _nightly import site  # noqa: E402
+from _nightly import checkout, scratch, site  # noqa: E402
 from _nightly.runlog import prune_logs  # noqa: E402
 from _nightly.lock import LockBusy, RunLock  # noqa: E402
 from _nightly.regression import CONFIRMED, format_report, read_regressions  # noqa: E402
@@ -66,6 +66,87 @@ def test_deploy_dir_switches_by_symlink_and_keeps_one_previous(tmp_path):
         "20250103T000000Z-3", "20250104T000000Z-4"]  # live + previous
     assert not (deploy / ".current.nightly-tmp").exists()
     assert stat.S_IMODE((current / "index.html").stat().st_mode) == 0o644
+
+
+def _operators_dir(tmp_path: Path) -> tuple[Path, dict]:
+    """A directory of someone else's files, and how it looks (content, modes)."""
+    theirs = tmp_path / "operator"
+    (theirs / "project" / "src").mkdir(parents=True)
+    (theirs / "project" / "src" / "main.py").write_text("the operator's work")
+    (theirs / "20250101T000000Z-1").mkdir()  # named like a version of the job's, even
+    (theirs / "20250101T000000Z-1" / "notes.txt").write_text("kept")
+    os.chmod(theirs, 0o700)
+    return theirs, _look(theirs)
+
+
+def _look(top: Path) -> dict:
+    return {str(p.relative_to(top)): (p.read_text() if p.is_file() else "dir",
+                                      stat.S_IMODE(p.lstat().st_mode))
+            for p in [top, *top.rglob("*")]}
+
+
+def test_links_planted_in_the_deploy_dir_are_never_followed(tmp_path):
+    theirs, before = _operators_dir(tmp_path)
+    deploy = tmp_path / "bench"
+    site.claim(str(deploy))
+    (deploy / "versions").symlink_to(theirs)  # "versions on another disk"
+    with pytest.raises(site.DeployError, match="versions.* symlink"):
+        site.claim(str(deploy))
+    with pytest.raises(site.DeployError, match="versions.* symlink"):
+        site.new_version_dir(str(deploy), "20250102T000000Z-2")
+    assert _look(theirs) == before  # not chmodded to 0755, nothing written or pruned
+
+    (deploy / "versions").unlink()
+    (deploy / "current").symlink_to(theirs)  # a live link to someone's directory
+    site.switch(str(deploy), _version(deploy, "20250102T000000Z-2", "site"))
+    for stamp in ("20250103T000000Z-3", "20250104T000000Z-4"):
+        site.switch(str(deploy), _version(deploy, stamp, stamp))
+    assert (deploy / "current" / "index.html").read_text() == "20250104T000000Z-4"
+    assert _look(theirs) == before  # the link was replaced, its target never touched
+
+
+def test_links_planted_in_the_state_dir_are_removed_never_followed(tmp_path):
+    theirs, before = _operators_dir(tmp_path)
+    state = tmp_path / "state"
+    state.mkdir()
+    for name in ("code", "staging", "confirm"):
+        (state / name).symlink_to(theirs)  # say, to put scratch on another disk
+    scratch.fresh_dir(str(state / "staging"))
+    scratch.remove(str(state / "confirm"))
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "a.txt").write_text("a")
+    subprocess.run(["git", "-C", str(repo), "add", "a.txt"], check=True)
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t",
+                    "commit", "-qm", "c0"], check=True)
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], check=True,
+                          capture_output=True, text=True).stdout.strip()
+    exported = checkout.export(str(repo), head, str(state / "code"))  # prunes older exports
+    assert Path(exported, "a.txt").read_text() == "a"
+    assert _look(theirs) == before
+    assert not (state / "code").is_symlink() and not (state / "staging").is_symlink()
+    assert not (state / "confirm").exists()
+
+
+def test_a_run_cleans_its_own_temporary_directory_and_a_killed_runs(tmp_path, monkeypatch):
+    base = tmp_path / "tmp"
+    base.mkdir()
+    monkeypatch.setenv("TMPDIR", str(base))
+    monkeypatch.setattr(scratch.tempfile, "tempdir", None)
+    _base, killed = scratch.private_tmp("20250101T000000Z-12")
+    Path(killed, "setup-cache").mkdir()
+    monkeypatch.setenv("TMPDIR", str(base))  # the next run: a new process
+    scratch.tempfile.tempdir = None
+    _base, mine = scratch.private_tmp("20250102T000000Z-123")
+    (base / "20250101T000000Z-12-theirs").mkdir()  # not named as the job names its own
+    (base / "stardag-nightly-20250101T000000Z-12-link").symlink_to(tmp_path)
+    assert os.environ["TMPDIR"] == mine and scratch.tempfile.gettempdir() == mine
+    assert scratch.remove_tmp(str(base), "20250101T000000Z-12") == 1
+    assert scratch.remove_tmp(str(base), "20250102T000000Z-123") == 1
+    assert sorted(p.name for p in base.iterdir()) == [
+        "20250101T000000Z-12-theirs", "stardag-nightly-20250101T000000Z-12-link"]
+    assert tmp_path.is_dir()
 
 
 def test_logs_are_pruned_to_the_newest(tmp_path):

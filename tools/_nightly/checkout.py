@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import tarfile
 
 from _nightly.git import GitError, git, git_bytes
+from _nightly.scratch import own_dir, remove
 
 
 class CheckoutError(Exception):
@@ -95,10 +95,10 @@ def update(repo: str, branch: str, remote: str) -> str:
 def export(repo: str, commit: str, code_dir: str) -> str:
     """``commit``'s tree, as committed, in ``code_dir/<commit>``; older exports go."""
     dest = os.path.join(code_dir, commit)
-    os.makedirs(code_dir, exist_ok=True)
+    own_dir(code_dir)  # a symlink planted there is removed, never followed
     for entry in os.scandir(code_dir):  # the job's own directory: only exports live here
         if entry.name != commit:
-            shutil.rmtree(entry.path, ignore_errors=True)
+            remove(entry.path)
     if os.path.isdir(dest):  # complete: it only ever appears by the rename below
         return dest
     tmp = dest + ".partial"

@@ -27,7 +27,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import statistics
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -39,6 +38,7 @@ from asv.results import Results
 from _nightly.git import GitError, ancestors
 from _nightly.noise import Band, History
 from _nightly.regression import CANDIDATE, CONFIRMED, NOISE, UNMEASURED, Regression
+from _nightly.scratch import fresh_dir, remove
 
 log = logging.getLogger("nightly")
 
@@ -160,16 +160,14 @@ class Confirmer:
         for i in range(self.rounds if others else 0):
             for which in ((baseline, commit) if i % 2 == 0 else (commit, baseline)):
                 self._asv_run(python, others, [which], samples, failures)
-        shutil.rmtree(os.path.join(self.state_dir, "confirm"), ignore_errors=True)
+        remove(os.path.join(self.state_dir, "confirm"))
         return [self._judge(r, baseline, samples[baseline][r.benchmark],
                             samples[commit][r.benchmark], failures) for r in rows]
 
     def _asv_run(self, python: str, names: list[str], commits: list[str], samples: dict,
                  failures: list[str], *extra: str) -> None:
         """One ``asv run`` of ``names`` on ``commits`` into a scratch dir; add what it measured."""
-        scratch = os.path.join(self.state_dir, "confirm")
-        shutil.rmtree(scratch, ignore_errors=True)
-        os.makedirs(scratch)
+        scratch = fresh_dir(os.path.join(self.state_dir, "confirm"))
         hashfile = os.path.join(scratch, "commits.txt")
         with open(hashfile, "w") as f:
             f.write("".join(c + "\n" for c in commits))

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 
 from asv import util as asv_util
 
 import interpreter
+from _nightly import scratch
 
 log = logging.getLogger("nightly")
 
@@ -49,8 +49,7 @@ def discover_pythons(versions: list[str], opts, state) -> list[str]:
         raise ValueError(f"no Python versions: set 'pythons' in {opts.config!r} or --pythons")
     found = interpreter.discover(versions)
     link_dir = os.path.join(opts.state_dir, "pythons")
-    shutil.rmtree(link_dir, ignore_errors=True)
-    os.makedirs(link_dir)
+    scratch.fresh_dir(link_dir)
     interpreter.link_dir(found, link_dir)
     os.environ["PATH"] = link_dir + os.pathsep + os.environ.get("PATH", "")
     log.info("interpreters:\n%s", interpreter.describe(versions, found))

@@ -25,7 +25,8 @@ import time
 from dataclasses import dataclass, field
 
 import machine as asv_machine
-from _nightly import checkout, confirm, environment, provenance, reaper, report, runlog, site
+from _nightly import (checkout, confirm, environment, provenance, reaper, report, runlog, scratch,
+                     site)
 from _nightly.checkout import CheckoutError
 from _nightly.git import GitError, first_parent_commits, git, has_remote
 from _nightly.lock import LockError, RunLock, prepare_private_dir
@@ -113,6 +114,11 @@ def run(opts: Options) -> int:
         if lock.previous is not None and (n := reaper.kill(lock.previous.stamp)):
             log.warning("stopped %d process(es) still running from run %s", n,
                         lock.previous.stamp)
+        tmp_base, tmp = scratch.private_tmp(stamp)
+        if lock.previous is not None and scratch.remove_tmp(tmp_base, lock.previous.stamp):
+            log.warning("removed the temporary files of run %s, which did not end normally",
+                        lock.previous.stamp)
+        log.info("temporary files of this run: %s (removed at its end)", tmp)
         try:
             code = _run(opts, state, lock.fd, log_path)
         except (CheckoutError, DeployError, StoreError, LockError,
@@ -125,6 +131,7 @@ def run(opts: Options) -> int:
         finally:
             if n := reaper.kill(stamp):
                 log.info("stopped %d process(es) this run left running", n)
+            scratch.remove_tmp(tmp_base, stamp)
             os.close(watchdog)
             runlog.prune_logs(opts.log_dir, opts.keep_logs, keep=log_path)
         (log.info if code == EXIT_OK else log.warning)(
@@ -274,8 +281,7 @@ def _select_commits(stored, opts, bench_repo, branches, pythons, lost):
 def _benchmark(asv, run_conf, store, staging, commit, python, env_type, is_tip, opts, state,
                unreported):
     """Benchmark one commit in one Python and commit what asv recorded."""
-    shutil.rmtree(staging, ignore_errors=True)  # a killed run's half-written files
-    os.makedirs(staging)
+    scratch.fresh_dir(staging)  # a killed run's half-written files go
     hashfile = os.path.join(opts.state_dir, "commit.txt")
     with open(hashfile, "w") as f:
         f.write(commit + "\n")
@@ -320,8 +326,7 @@ def _complete_store(asv, run_conf, store, staging, tip, pythons, env_type, machi
     """Put back a ``benchmarks.json`` or ``machine.json`` that nothing restored or rewrote tonight."""
     if validate(os.path.join(store.path, "benchmarks.json")) is not None and store.has_results():
         log.info("benchmarks.json missing: asv discovers the benchmarks of %s", tip[:8])
-        shutil.rmtree(staging, ignore_errors=True)
-        os.makedirs(staging)
+        scratch.fresh_dir(staging)
         hashfile = os.path.join(opts.state_dir, "commit.txt")
         with open(hashfile, "w") as f:
             f.write(tip + "\n")
@@ -338,7 +343,7 @@ def _publish(asv, publish_conf, opts, state, log_path) -> str:
     """``asv publish`` into a new directory; the one place the site is written before it goes live."""
     if opts.gh_pages:
         out = os.path.join(opts.state_dir, "site-for-gh-pages")
-        shutil.rmtree(out, ignore_errors=True)
+        scratch.remove(out)  # asv publish creates it
     else:
         out = site.new_version_dir(opts.deploy_dir, state.stamp)
     if asv.call(publish_conf, "publish", "--no-pull", "--html-dir", out) != 0:

@@ -55,6 +55,7 @@ def claim(deploy_dir: str) -> str:
                           f"through links it did not make; {hint}")
     if os.path.isdir(deploy_dir):
         if os.path.isfile(os.path.join(deploy_dir, MARKER)):
+            _check_layout(deploy_dir)
             return f"deploy directory {deploy_dir} (the job's: {MARKER})"
         if os.listdir(deploy_dir):
             raise DeployError(
@@ -77,6 +78,19 @@ def claim(deploy_dir: str) -> str:
     return f"deploy directory {deploy_dir}: created"
 
 
+def _check_layout(deploy_dir: str) -> None:
+    """Refuse a ``versions`` or ``current`` the job did not make: it writes and deletes there."""
+    versions = os.path.join(deploy_dir, "versions")
+    if os.path.islink(versions) or (os.path.lexists(versions) and not os.path.isdir(versions)):
+        raise DeployError(f"{versions!r} is not a directory the job made (a symlink or a file); "
+                          "the job writes and deletes old versions there and follows no link: "
+                          "move it away, the job makes its own")
+    current = os.path.join(deploy_dir, "current")
+    if os.path.lexists(current) and not os.path.islink(current):
+        raise DeployError(f"{current!r} is not a symlink the job made; the job replaces it "
+                          "every night: move it away")
+
+
 def _write_marker(deploy_dir: str) -> None:
     tmp = os.path.join(deploy_dir, MARKER + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
@@ -87,6 +101,7 @@ def _write_marker(deploy_dir: str) -> None:
 
 def new_version_dir(deploy_dir: str, stamp: str) -> str:
     """A path for the next version, not existing yet (asv publish creates it)."""
+    _check_layout(deploy_dir)  # never chmod or write through a link planted since claim()
     root = os.path.join(deploy_dir, "versions")
     os.makedirs(root, exist_ok=True)
     os.chmod(root, 0o755)
@@ -99,9 +114,8 @@ def new_version_dir(deploy_dir: str, stamp: str) -> str:
 
 def switch(deploy_dir: str, version: str) -> str:
     """Point ``DIR/current`` at ``version`` atomically; prune versions but the previous."""
+    _check_layout(deploy_dir)
     current = os.path.join(deploy_dir, "current")
-    if os.path.lexists(current) and not os.path.islink(current):
-        raise DeployError(f"{current!r} is not a symlink the job made; move it away")
     _readable(version)
     keep = {os.path.basename(version)}
     if os.path.islink(current):  # the previous version, kept for rollback
@@ -124,10 +138,10 @@ def _readable(top: str) -> None:
     """World-readable site files (0644, dirs 0755) whatever the job's umask."""
     os.chmod(top, 0o755)
     for root, dirs, files in os.walk(top):
-        for name in dirs:
-            os.chmod(os.path.join(root, name), 0o755)
-        for name in files:
-            os.chmod(os.path.join(root, name), 0o644)
+        for name in dirs + files:  # chmod follows links: a link's target is not the site's
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o755 if name in dirs else 0o644)
 
 
 def commit_gh_pages(repo: str, site: str, branch: str, message: str, remote: str | None) -> str:
