@@ -149,6 +149,49 @@ def test_a_run_cleans_its_own_temporary_directory_and_a_killed_runs(tmp_path, mo
     assert tmp_path.is_dir()
 
 
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo,
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_a_fast_forward_cut_short_by_a_kill_is_finished_not_stuck_every_night(tmp_path):
+    """git refuses to work while its lock files are there: the job would never update again."""
+    upstream, clone = tmp_path / "upstream", tmp_path / "clone"
+    upstream.mkdir()
+    _git(upstream, "init", "-q", "-b", "main")
+    (upstream / "a.txt").write_text("old")
+    _git(upstream, "add", "a.txt")
+    _git(upstream, "commit", "-qm", "c0")
+    _git(tmp_path, "clone", "-q", str(upstream), str(clone))
+    (upstream / "a.txt").write_text("new")
+    (upstream / "b.txt").write_text("added")
+    _git(upstream, "add", "a.txt", "b.txt")
+    _git(upstream, "commit", "-qm", "c1")
+    _git(clone, "fetch", "-q", "origin")
+    # Killed in the middle of `git merge --ff-only`: files updated, the branch not yet.
+    (clone / "a.txt").write_text("new")
+    (clone / "b.txt").write_text("added")
+    for lock in (".git/index.lock", ".git/HEAD.lock", ".git/refs/heads/main.lock"):
+        (clone / lock).write_text("")
+    with pytest.raises(checkout.GitError, match="lock"):
+        checkout.update(str(clone), "main", "origin")
+
+    notes = checkout.recover(str(clone), "main", "origin")
+    assert sum("removed" in n for n in notes) == 3 and "finished the fast-forward" in notes[-1]
+    assert _git(clone, "rev-parse", "main") == _git(upstream, "rev-parse", "main")
+    assert _git(clone, "status", "--porcelain") == ""
+    assert checkout.recover(str(clone), "main", "origin") == []  # the next night: nothing to do
+
+    # A change that is not upstream's version of the file is someone's: kept, and refused.
+    (clone / "a.txt").write_text("the operator's edit")
+    (clone / ".git" / "index.lock").write_text("")
+    notes = checkout.recover(str(clone), "main", "origin")
+    assert len(notes) == 1 and "index.lock" in notes[0]
+    assert (clone / "a.txt").read_text() == "the operator's edit"
+    with pytest.raises(checkout.CheckoutError, match="local changes"):
+        checkout.verify(str(clone), "main", "origin", fetch=True)
+
+
 def test_logs_are_pruned_to_the_newest(tmp_path):
     for i in range(5):
         p = tmp_path / f"nightly-{i}.log"

@@ -27,6 +27,77 @@ class CheckoutError(Exception):
     """The checkout is not what the job benchmarks; the message says how to fix it."""
 
 
+def recover(repo: str, branch: str, remote: str) -> list[str]:
+    """Undo what a killed run's git left in the checkout; lines for the log (empty: nothing).
+
+    Called under the nightly lock, once the last run's processes are stopped, so
+    a git lock file in the checkout (the job's alone) is stale: git refuses to
+    work while it is there, night after night. A fast-forward cut short leaves
+    the branch behind files already updated; when every changed file is already
+    ``remote``'s version of it, the fast-forward is finished (nothing of anyone's
+    is lost); anything else is left for ``verify`` to refuse.
+    """
+    top = git(repo, "rev-parse", "--show-toplevel", check=False).strip()
+    if not top or os.path.realpath(top) != os.path.realpath(repo):
+        return []  # not a checkout of its own: verify() says so, and nothing is touched
+    git_dir = git(repo, "rev-parse", "--absolute-git-dir").strip()
+    notes = []
+    for path in _stale_locks(git_dir):
+        os.remove(path)
+        notes.append(f"removed {path}, left by a git command that was interrupted (a killed run)")
+    upstream = f"refs/remotes/{remote}/{branch}"
+    current = git(repo, "symbolic-ref", "--quiet", "--short", "HEAD", check=False).strip()
+    if not notes or current != branch or not git(
+            repo, "rev-parse", "--verify", "--quiet", upstream, check=False).strip():
+        return notes
+    status = git_bytes(repo, "status", "--porcelain", "-z", "--no-renames",
+                       "--untracked-files=all")
+    paths = [entry[3:].decode() for entry in status.split(b"\0") if entry]
+    if paths and _is_ancestor(repo, "HEAD", upstream) and all(
+            _is_version_of(repo, upstream, path) for path in paths):
+        git(repo, "reset", "--quiet", "--hard", upstream)
+        notes.append(f"finished the fast-forward of {branch} to {remote}/{branch} that was "
+                     f"interrupted ({len(paths)} file(s) were already {remote}'s version)")
+    return notes
+
+
+def _stale_locks(git_dir: str) -> list[str]:
+    found = [os.path.join(git_dir, n) for n in os.listdir(git_dir) if n.endswith(".lock")]
+    for root, _dirs, files in os.walk(os.path.join(git_dir, "refs")):
+        found += [os.path.join(root, n) for n in files if n.endswith(".lock")]
+    return sorted(found)
+
+
+def _is_ancestor(repo: str, older: str, newer: str) -> bool:
+    try:
+        git(repo, "merge-base", "--is-ancestor", older, newer)
+    except GitError:
+        return False
+    return True
+
+
+def _is_version_of(repo: str, rev: str, path: str) -> bool:
+    """Whether the checkout's ``path`` is exactly ``rev``'s (both absent counts)."""
+    full = os.path.join(repo, path)
+    if os.path.islink(full):
+        mine = os.readlink(full).encode()
+    elif os.path.isfile(full):
+        with open(full, "rb") as f:
+            mine = f.read()
+    else:
+        mine = None
+    theirs = git_bytes(repo, "show", f"{rev}:{path}") if _exists(repo, rev, path) else None
+    return mine == theirs
+
+
+def _exists(repo: str, rev: str, path: str) -> bool:
+    try:
+        git(repo, "cat-file", "-e", f"{rev}:{path}")
+    except GitError:
+        return False
+    return True
+
+
 def verify(repo: str, branch: str, remote: str, fetch: bool) -> str | None:
     """Check the checkout; return the remote to fetch from, or None (none, or not fetching)."""
     top = git(repo, "rev-parse", "--show-toplevel", check=False).strip()

@@ -144,6 +144,8 @@ def run(opts: Options) -> int:
 
 def _run(opts: Options, state: _Run, lock_fd: int, log_path: str) -> int:
     environment.control_noise(opts)
+    for note in checkout.recover(opts.repo, opts.branch, opts.remote):
+        state.problem(f"checkout: {note}")
     remote = checkout.verify(opts.repo, opts.branch, opts.remote, opts.fetch)
     if opts.deploy_dir:
         log.info("%s", site.claim(opts.deploy_dir))  # before any work: a wrong one stops here
