@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -46,9 +48,18 @@ def assert_store_complete(project: TinyProject, commits: list[str]) -> None:
 
 def test_first_run_all_commits_then_nothing_then_the_new_commit_alone(project):
     commits = [project.commit(f"c{i}") for i in range(3)]
+    index = project.repo / ".git" / "index"
+    index_before = (index.read_bytes(), index.stat().st_mtime_ns)
 
     out = check_run(project.run())
     assert_store_complete(project, commits)
+    # The checkout is read, not written: nothing to fetch, so its files and index are as they were.
+    assert (index.read_bytes(), index.stat().st_mtime_ns) == index_before
+    # Every result says how it was measured, under the declared machine name and no other.
+    for result in project.stored_results().values():
+        label = result["stardag_nightly"]
+        assert label["machine"] == MACHINE and label["quick"] is False
+        assert f'"{socket.gethostname()}"' not in json.dumps(label)
     assert sorted(r["commit"] for r in project.summary()["benchmarked"]) == sorted(commits)
     assert (project.site / "index.html").exists() and project.site.is_symlink()
     assert (project.site / "regressions.json").exists()

@@ -22,7 +22,9 @@ def git(cwd: str, *args: str, env: dict[str, str] | None = None, check: bool = T
 def git_bytes(cwd: str, *args: str, env: dict[str, str] | None = None,
               check: bool = True) -> bytes:
     """``git`` returning stdout as bytes (file contents, archives)."""
-    full_env = dict(os.environ, GIT_TERMINAL_PROMPT="0", **(env or {}))
+    # GIT_OPTIONAL_LOCKS=0: "git status" only reads; it does not refresh the index of the
+    # checkout (the job changes nothing there but by fast-forwarding main).
+    full_env = dict(os.environ, GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0", **(env or {}))
     proc = subprocess.run(
         ["git", *_IDENTITY, *args],
         cwd=cwd,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 import subprocess
 
@@ -60,7 +59,6 @@ def settings(opts, run_stamp: str, suite_commit: str) -> dict:
         "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED"),
         "benchmark_target_root": os.environ.get(ROOT_VAR) or "default (/dev/shm when writable)",
         "valgrind": _valgrind_version(),
-        "host": platform.node(),
         "n_cpus": os.cpu_count(),
     }
 
