@@ -255,6 +255,9 @@ def publish(found: dict[str, interpreter.Interpreter], args: list[str] = ()) -> 
     """``asv publish ARGS``, then make the site self-contained and add its overview page."""
     show_quick = SHOW_QUICK in args
     args = [a for a in args if a != SHOW_QUICK]
+    given = _parsed("publish", list(args)).get("html_dir")
+    site = REPO / given if given else html_dir(args)
+    refuse_foreign_dir(site)  # asv publish deletes it first
     branches = publish_branches()
     if branches == asv_conf().get("branches") or any(a.startswith("--config") for a in args):
         rc = asv(["publish", *args], found)
@@ -271,7 +274,6 @@ def publish(found: dict[str, interpreter.Interpreter], args: list[str] = ()) -> 
         return rc
     import _site
 
-    site = html_dir(args)
     print("bench: serving the libraries from the site, drawing the overview page", flush=True)
     report = _site.finish_site(site, results_dir(), show_quick=show_quick)
     for line in report.lines:
@@ -281,6 +283,17 @@ def publish(found: dict[str, interpreter.Interpreter], args: list[str] = ()) -> 
     print(f"bench: site written to {site} (landing page overview.html; "
           "view: `python tools/bench.py asv preview`)", flush=True)
     return 0
+
+
+def refuse_foreign_dir(site: Path) -> None:
+    """asv publish deletes the directory it writes: refuse one that holds anything but a site."""
+    if site.is_symlink() or (site.exists() and not site.is_dir()):
+        raise BenchError(f"{site} is not a directory (a symlink or a file); asv publish would "
+                         "replace it: give --html-dir a new or empty directory")
+    if site.is_dir() and any(site.iterdir()) and not (site / "asv.js").is_file():
+        raise BenchError(f"{site} holds files and is not a site asv published; asv publish "
+                         "deletes the directory it writes, so nothing is published there: give "
+                         "--html-dir a new or empty directory")
 
 
 def preview(args: list[str]) -> int:
@@ -450,21 +463,25 @@ def unsaved_if_quick(args: list[str]) -> list[str]:
     return args
 
 
-def _parsed_run(args: list[str]) -> dict:
-    """``asv run ARGS`` as asv itself reads them (abbreviations such as ``--qu``, ``-qe``
-    included); {} when asv would refuse them anyway."""
+def _parsed(command: str, args: list[str]) -> dict:
+    """``asv COMMAND ARGS`` as asv itself reads them (abbreviations such as ``--qu``, ``-qe``
+    included); {} when asv is not installed yet or would refuse them anyway."""
     try:
         from asv.commands import make_argparser
-    except ImportError:  # asv not installed yet: the literal spellings only
-        return {"quick": any(a in ("--quick", "-q") for a in args),
-                "dry_run": any(a in ("--dry-run", "-n") for a in args)}
+    except ImportError:
+        return {}
     parser, _subparsers = make_argparser()
     try:
         with contextlib.redirect_stderr(io.StringIO()):
-            parsed, _rest = parser.parse_known_args(["run", *args])
+            parsed, _rest = parser.parse_known_args([command, *args])
     except SystemExit:
         return {}
     return vars(parsed)
+
+
+def _parsed_run(args: list[str]) -> dict:
+    return _parsed("run", args) or {"quick": any(a in ("--quick", "-q") for a in args),
+                                    "dry_run": any(a in ("--dry-run", "-n") for a in args)}
 
 
 def _asks_quick(args: list[str]) -> bool:

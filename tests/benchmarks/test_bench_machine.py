@@ -74,3 +74,22 @@ def test_preview_listens_on_loopback_only(tmp_path, form):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_publish_never_deletes_a_directory_that_is_not_a_site(tmp_path, monkeypatch):
+    """asv publish deletes its --html-dir first: a mistyped one would take someone's files."""
+    calls = []
+    monkeypatch.setattr(bench, "asv", lambda args, found, console=None: calls.append(args) or 1)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "thesis.tex").write_text("years of work")
+    for args in (["--html-dir", str(docs)], ["-o", str(docs)], [f"--html={docs}"]):
+        with pytest.raises(bench.BenchError, match="not a site asv published"):
+            bench.publish({}, args)
+    assert (docs / "thesis.tex").read_text() == "years of work" and calls == []
+
+    site = tmp_path / "site"  # a site published before is replaced, as asv does
+    site.mkdir()
+    (site / "asv.js").write_text("")
+    assert bench.publish({}, ["-o", str(site)]) == 1
+    assert len(calls) == 1 and calls[0][0] == "publish" and calls[0][-2:] == ["-o", str(site)]
