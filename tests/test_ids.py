@@ -109,7 +109,7 @@ def discover_interpreters() -> list[str]:
         real = os.path.realpath(probe.stdout.strip())
         if probe.returncode == 0 and real not in seen:
             seen.add(real)
-            found.append(real)
+            found.append(path)  # not ``real``: a virtualenv's python shares its base's binary, not its packages
     return found
 
 

@@ -375,7 +375,7 @@ class DaskExecutor(_Executor):
             return
         try:
             self._client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
-        except TimeoutError as exc:
+        except (TimeoutError, asyncio.TimeoutError) as exc:  # two classes before Python 3.11
             raise SchedulerUnreachableError(
                 f"the Dask scheduler at {self._address!r} has no workers "
                 f"after {CONNECT_TIMEOUT_S:g} s; start some ('dask worker ADDRESS') before building"
