@@ -183,11 +183,19 @@ def _decimal_text(value: decimal.Decimal) -> str:
     return str(value)
 
 
+# pydantic's fixed-offset zone, which it gives datetimes parsed from text ("...Z", "...+02:00").
+_PYDANTIC_TZ = "pydantic_core._pydantic_core.TzInfo"
+
+
 def _zoned(value: Any) -> Any:
     """ISO text of a datetime or time, and the zone's key where the offset alone does not tell it."""
     tz = value.tzinfo
     if tz is None or isinstance(tz, datetime.timezone):
         return value.isoformat()  # the offset is in the text
+    if type_name(type(tz)) == _PYDANTIC_TZ:
+        # A fixed offset too, but another class than datetime.timezone: it names
+        # itself differently ("+02:00", not "UTC+02:00"), so it keeps its type.
+        return [value.isoformat(), _PYDANTIC_TZ]
     key = getattr(tz, "key", None)  # zoneinfo.ZoneInfo
     if not isinstance(key, str):
         raise UnencodableValue(tz, f"cannot encode a time zone of type {type_name(type(tz))} "

@@ -6,6 +6,7 @@ import datetime
 import decimal
 import importlib.util
 import pathlib
+import pickle
 import sys
 import types
 import uuid
@@ -104,6 +105,30 @@ def test_equal_values_that_print_differently_do_not_share_an_output(a: Any, b: A
     assert one.id != two.id
     assert build_sequential([one, two]).n_succeeded == 2
     assert (one.load(), two.load()) == (str(a), str(b))
+
+
+class When(AutoTask[str]):
+    """Writes its datetime as it prints."""
+
+    when: datetime.datetime
+
+    def run(self) -> None:
+        self.output().save(str(self.when))
+
+
+def test_a_datetime_parsed_from_text_with_an_offset_has_an_id(memory_root: str) -> None:
+    # pydantic parses these into its own fixed-offset zone (they raised TaskDefinitionError).
+    utc = When(when="2024-01-01T00:00:00Z")
+    assert When(when="2024-01-01T00:00:00+00:00").id == utc.id
+    assert When.model_validate_json('{"when": "2024-01-01T00:00:00Z"}').id == utc.id
+    assert pickle.loads(pickle.dumps(utc)).id == utc.id
+    later = When(when="2024-01-01T02:00:00+02:00")  # the same instant, printed differently
+    assert later.id != utc.id
+    assert build_sequential([utc, later]).n_succeeded == 2
+    assert (utc.load(), later.load()) == ("2024-01-01 00:00:00+00:00", "2024-01-01 02:00:00+02:00")
+    # Another class of zone (its name prints "UTC+02:00", not "+02:00"): another id.
+    zone = datetime.timezone(datetime.timedelta(hours=2))
+    assert When(when=datetime.datetime(2024, 1, 1, 2, tzinfo=zone)).id != later.id
 
 
 def test_equal_values_of_one_spelling_give_one_id() -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 import identity_tasks as it
 from conftest import subprocess_env
@@ -34,8 +34,11 @@ from stardag._frozen import FrozenDict, FrozenList, FrozenSet
 PROPERTY = settings(max_examples=200, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
+_PARSED = TypeAdapter(datetime.datetime)  # pydantic's own fixed-offset zone, from text
 _ZONES = st.one_of(st.none(), st.just(datetime.timezone.utc),
-                   st.integers(-14 * 60, 14 * 60).map(lambda m: datetime.timezone(datetime.timedelta(minutes=m))))
+                   st.integers(-14 * 60, 14 * 60).map(lambda m: datetime.timezone(datetime.timedelta(minutes=m))),
+                   st.integers(-14 * 60, 14 * 60).map(lambda m: _PARSED.validate_python(
+                       f"2000-01-01T00:00:00{'-' if m < 0 else '+'}{abs(m) // 60:02d}:{abs(m) % 60:02d}").tzinfo))
 _PATH_TEXT = st.text(st.sampled_from("ab./_-é"), min_size=1, max_size=6)
 
 # Hashable values: set members and dict keys (no NaN: a set cannot find it again).
@@ -94,7 +97,8 @@ def same(a: Any, b: Any) -> bool:
     if kind is frozenset:
         return len(a) == len(b) and all(any(same(x, y) for y in b) for x in a)
     if kind in (datetime.datetime, datetime.time):
-        return a.isoformat() == b.isoformat() and str(a.tzinfo) == str(b.tzinfo)
+        return a.isoformat() == b.isoformat() and str(a.tzinfo) == str(b.tzinfo) and (
+            type(a.tzinfo) is type(b.tzinfo))
     return a == b
 
 
