@@ -13,8 +13,9 @@ class's namespace, qualified name and version and every parameter value with its
   hash seed shows), other dicts (sorted ``[key, value]`` pairs), enums (value),
   pydantic models (every field of the runtime class, extras included), paths,
   bytes, dates, datetimes and times (ISO, with offset and zone), timedeltas,
-  UUIDs, decimals (``str``: ``1.0`` and ``1.00`` are two values), complex
-  numbers, classes, and subclasses of int, float and str.
+  UUIDs, IP addresses (networks, interfaces), decimals (``str``: ``1.0`` and
+  ``1.00`` are two values), complex numbers, classes, and subclasses of int,
+  float and str.
 - Where a field's declared type makes a value a tuple or a set (``tuple[Task,
   ...]``, ``list[tuple[int, int]]``, ``frozenset[str]``), it can be nothing
   else: there it is a plain (sorted) array, as before types were kept.
@@ -29,6 +30,7 @@ import datetime
 import decimal
 import enum
 import hashlib
+import ipaddress
 import json
 import pathlib
 import types
@@ -227,6 +229,11 @@ def _class(value: type) -> Any:
     return {TAG: ["builtins.type", type_name(value)]}  # not the metaclass: enum's was renamed in 3.11
 
 
+# Their str is canonical (IPv6 compressed), and the class tells address, network and interface apart.
+_IP_TYPES = (ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Network, ipaddress.IPv6Network,
+             ipaddress.IPv4Interface, ipaddress.IPv6Interface)
+
+
 def _unencodable(value: Any) -> Any:
     raise UnencodableValue(value)
 
@@ -267,7 +274,7 @@ def _classify(cls: type) -> Callable[[Any], Any]:
         encoder = _typed(lambda v: [v.days, v.seconds, v.microseconds])
     elif issubclass(cls, decimal.Decimal):
         encoder = _typed(_decimal_text)
-    elif issubclass(cls, (pathlib.PurePath, uuid.UUID)):
+    elif issubclass(cls, (pathlib.PurePath, uuid.UUID, *_IP_TYPES)):
         encoder = _typed(str)
     elif issubclass(cls, complex):
         encoder = _typed(lambda v: [v.real, v.imag])

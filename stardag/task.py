@@ -303,7 +303,8 @@ def _unencodable_error(cls: type, exc: UnencodableValue) -> TaskDefinitionError:
     where = "".join(f"[{p!r}]" for p in rest)
     reason = exc.reason or (
         "it has no canonical encoding for the task's id (supported: None, bool, int, float, str, bytes, "
-        "list, tuple, dict, set, enums, pydantic models, tasks, paths, dates and times, UUID, Decimal)"
+        "list, tuple, dict, set, enums, pydantic models, tasks, paths, dates and times, UUID, Decimal, "
+        "IP addresses); declare the field as one of those (a URL as str, say) and convert it in run()"
     )
     return TaskDefinitionError(
         f"parameter {field!r} of task {cls.__qualname__} holds a {type_name(exc.value_type)}"

@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime
 import decimal
 import importlib.util
+import ipaddress
 import pathlib
 import pickle
+import re
 import sys
 import types
 import uuid
@@ -129,6 +131,19 @@ def test_a_datetime_parsed_from_text_with_an_offset_has_an_id(memory_root: str) 
     # Another class of zone (its name prints "UTC+02:00", not "+02:00"): another id.
     zone = datetime.timezone(datetime.timedelta(hours=2))
     assert When(when=datetime.datetime(2024, 1, 1, 2, tzinfo=zone)).id != later.id
+
+
+def test_ip_addresses_count_by_class_and_value() -> None:
+    assert not differ(ipaddress.ip_address("::1"), ipaddress.ip_address("0:0:0:0:0:0:0:1"))
+    assert differ(ipaddress.ip_address("10.0.0.1"), "10.0.0.1")
+    assert differ(ipaddress.ip_address("10.0.0.1"), ipaddress.ip_network("10.0.0.1/32"))
+    assert differ(ipaddress.ip_address("10.0.0.1"), ipaddress.ip_address("10.0.0.2"))
+
+
+def test_an_unsupported_value_is_refused_naming_the_fix() -> None:
+    with pytest.raises(TaskDefinitionError, match=r"holds a re\.Pattern: .*declare the field as one of those "
+                                                  r"\(a URL as str, say\) and convert it in run\(\)"):
+        it.Value(v=re.compile("a+"))
 
 
 def test_equal_values_of_one_spelling_give_one_id() -> None:

@@ -13,6 +13,7 @@ import copy
 import datetime
 import decimal
 import enum
+import ipaddress
 import json
 import pathlib
 import pickle
@@ -47,6 +48,7 @@ hashable = st.deferred(lambda: st.one_of(
     st.text(max_size=6), st.binary(max_size=6), st.sampled_from([*it.Mode, *it.Speed, *it.Level]),
     st.decimals(allow_nan=False, places=3), st.dates(), st.datetimes(timezones=_ZONES), st.times(),
     st.timedeltas(), st.uuids(), _PATH_TEXT.map(pathlib.PurePosixPath), _PATH_TEXT.map(pathlib.Path),
+    st.ip_addresses(v=4, network=ipaddress.ip_network("10.0.0.0/30")), st.ip_addresses(v=6),
     st.builds(it.A, x=st.integers(-3, 3)), st.complex_numbers(allow_nan=False, max_magnitude=1e6),
     st.sampled_from([it.Point, it.Mode, int]), st.lists(hashable, max_size=2).map(tuple),
 ))
@@ -139,6 +141,8 @@ def _alternatives(x: Any) -> list[Any]:
         out += [x.total_seconds(), str(x)]
     elif isinstance(x, uuid.UUID):
         out += [str(x), x.int]
+    elif isinstance(x, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        out += [str(x), int(x), ipaddress.ip_network(x), x + 1 if int(x) < 2**32 - 1 else x - 1]
     elif isinstance(x, pathlib.PurePath):
         out += [str(x), pathlib.PurePosixPath(x) if isinstance(x, pathlib.Path) else pathlib.Path(x)]
     elif isinstance(x, (list, tuple)):
