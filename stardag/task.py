@@ -57,7 +57,8 @@ class Task(BaseModel):
     task_namespace: ClassVar[str] = ""
     task_version: ClassVar[str] = ""
     # {field: encoder} for fields whose declared type fixes tuples or sets inside (see _ids.field_encoder).
-    __stardag_encoders__: ClassVar[dict[str, Any]] = {}
+    # None until the class is complete (a forward reference resolved later).
+    __stardag_encoders__: ClassVar[dict[str, Any] | None] = {}
 
     # ``__pydantic_private__`` holds "_task_id", "_output" (the cached target) and
     # "_watch" (fields holding a copy of a model whose class is not frozen:
@@ -85,7 +86,10 @@ class Task(BaseModel):
                     if mutable:
                         watched = [*(watched or ()), name]
                         mutable.clear()
-            params = canonical_params(fields, cls.__stardag_encoders__)
+            encoders = cls.__stardag_encoders__
+            if encoders is None:  # defined with unresolved forward references: they are resolved now
+                encoders = _field_encoders(cls)
+            params = canonical_params(fields, encoders)
         except UnencodableValue as exc:
             raise _unencodable_error(cls, exc) from None
         except RecursionError:
@@ -281,8 +285,10 @@ def _define(cls: type[Task]) -> None:
         )
     if "id" in cls.__pydantic_fields__:
         raise TaskDefinitionError(f"{owner} declares a field 'id', which would hide the task's id: rename it")
-    encoders = {name: field_encoder(info.annotation) for name, info in cls.__pydantic_fields__.items()}
-    cls.__stardag_encoders__ = {name: e for name, e in encoders.items() if e is not None}
+    # A field's declared type decides its encoding, so it is read once the class is complete:
+    # read earlier, an unresolved forward reference would give another id than the same class
+    # defined after what it refers to (which one a process got would follow import order).
+    cls.__stardag_encoders__ = _field_encoders(cls) if cls.__pydantic_complete__ else None
     if cls.__module__ == __name__ or cls.__pydantic_generic_metadata__["origin"] is not None:
         return  # stardag's own bases, and parametrisations like MyTask[int] of a recorded class
     # By qualified name: Outer.Load and Other.Load in one module are two classes (their ids
@@ -296,6 +302,13 @@ def _define(cls: type[Task]) -> None:
             "(or call stardag.auto_namespace(__name__) at the top of its module)"
         )
     _classes[key] = (cls, file)  # a class redefined in its own module (a notebook cell, a reload) replaces it
+
+
+def _field_encoders(cls: type) -> dict[str, Any]:
+    """Encoders of the fields whose declared types fix tuples or sets (see ``_ids.field_encoder``)."""
+    encoders = {name: field_encoder(info.annotation) for name, info in cls.__pydantic_fields__.items()}
+    cls.__stardag_encoders__ = {name: e for name, e in encoders.items() if e is not None}
+    return cls.__stardag_encoders__
 
 
 def _unencodable_error(cls: type, exc: UnencodableValue) -> TaskDefinitionError:

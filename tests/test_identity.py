@@ -377,6 +377,27 @@ class Test:
     assert (train.load(), test.load()) == ("train", "test")
 
 
+_ORDERED = """
+from __future__ import annotations
+from stardag import AutoTask
+class Child(AutoTask[int]):
+    x: int = 0
+class Parent(AutoTask[int]):
+    deps: tuple[Child, ...] = ()
+"""
+
+
+def test_a_forward_reference_resolved_later_gives_the_same_id() -> None:
+    # Child defined after Parent: its annotation resolves only at Parent.model_rebuild().
+    # The declared tuple still counts as one (a plain array), as in the other order.
+    first = _module("identity_forward", _ORDERED)
+    later = _module("identity_forward", _ORDERED.replace(
+        "class Child(AutoTask[int]):\n    x: int = 0\n", "") + "class Child(AutoTask[int]):\n    x: int = 0\n"
+        "Parent.model_rebuild()\n")
+    assert later.Parent.__pydantic_fields__["deps"].annotation == tuple[later.Child, ...]
+    assert later.Parent(deps=(later.Child(),)).id == first.Parent(deps=(first.Child(),)).id
+
+
 @pytest.mark.parametrize("config, says", [
     ("frozen=False", "frozen=False: a parameter assigned after"),
     ("extra='allow'", "extra='allow': undeclared parameters would not count"),
