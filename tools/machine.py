@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import platform
+import stat
 
 
 def host_name() -> str:
@@ -32,5 +33,19 @@ def ensure_entry(name: str) -> tuple[dict, bool]:
     if isinstance(entries.get(name), dict) and len(entries[name]) > 1:
         return entries[name], False
     info = dict(Machine.get_defaults(), machine=name)  # this host's CPU, OS, memory
-    MachineCollection.save(name, info, _path=path)
+    entries = {k: v for k, v in entries.items() if k != "version"}
+    entries[name] = info
+    # asv rewrites the file in place: a kill mid-write would leave a truncated file that
+    # every later run fails to read. Written beside it and renamed over it instead (over
+    # the file a dotfiles symlink points at, not the link).
+    target = os.path.realpath(path)
+    tmp = f"{target}.{os.getpid()}.tmp"
+    try:
+        util.write_json(tmp, entries, MachineCollection.api_version)
+        if os.path.exists(target):
+            os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     return info, True

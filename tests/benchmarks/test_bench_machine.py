@@ -93,3 +93,31 @@ def test_publish_never_deletes_a_directory_that_is_not_a_site(tmp_path, monkeypa
     (site / "asv.js").write_text("")
     assert bench.publish({}, ["-o", str(site)]) == 1
     assert len(calls) == 1 and calls[0][0] == "publish" and calls[0][-2:] == ["-o", str(site)]
+
+
+def test_a_machine_entry_write_that_fails_midway_leaves_the_file_as_it_was(tmp_path, monkeypatch):
+    """asv wrote ~/.asv-machine.json in place: a kill mid-write left a file no run could read."""
+    from asv import util
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    dotfiles = tmp_path / "dotfiles"
+    dotfiles.mkdir()
+    before = json.dumps({"other-box": {"machine": "other-box", "os": "Linux"}, "version": 1})
+    (dotfiles / "asv-machine.json").write_text(before)
+    (tmp_path / ".asv-machine.json").symlink_to(dotfiles / "asv-machine.json")
+
+    def killed_midway(path, data, api_version=None, compact=False):
+        Path(path).write_text(json.dumps(data)[:20])
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(util, "write_json", killed_midway)
+        with pytest.raises(KeyboardInterrupt):
+            bench.ensure_machine(["--machine", "named"])
+    assert (dotfiles / "asv-machine.json").read_text() == before
+    assert sorted(p.name for p in dotfiles.iterdir()) == ["asv-machine.json"]
+
+    bench.ensure_machine(["--machine", "named"])  # then a whole write: the link is kept
+    assert (tmp_path / ".asv-machine.json").is_symlink()
+    entries = json.loads((dotfiles / "asv-machine.json").read_text())
+    assert set(entries) == {"other-box", "named", "version"}
