@@ -17,6 +17,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from _nightly.confirm import MIN_ROUNDS  # noqa: E402
 from _nightly.job import Options, run  # noqa: E402
 from _nightly.lock import LockBusy, LockError  # noqa: E402
 
@@ -89,7 +90,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
                    help="candidate regressions measured again, interleaved with their baseline, "
                         "per run; the rest wait for the next run (default 10)")
     p.add_argument("--confirm-rounds", type=int, default=6,
-                   help="rounds of that measurement, the two commits alternating (default 6)")
+                   help="rounds of that measurement, one process per commit each, the two "
+                        "commits alternating; at least 5 (default 6)")
     p.add_argument("--confirm-minutes", type=float, default=60.0,
                    help="start no new confirmation after this many minutes (default 60)")
     p.add_argument("--quiet", action="store_true",
@@ -101,8 +103,11 @@ def parse_args(argv: list[str] | None = None) -> Options:
         p.error("--max-commits must be at least 1")
     if os.path.isabs(a.config) or a.config.split(os.sep)[0] == "..":
         p.error(f"--config {a.config!r}: give the config's path inside the repository")
-    if a.max_confirm < 0 or a.confirm_rounds < 2:
-        p.error("--max-confirm must be at least 0 and --confirm-rounds at least 2")
+    if a.max_confirm < 0:
+        p.error("--max-confirm must be at least 0")
+    if a.confirm_rounds < MIN_ROUNDS:
+        p.error(f"--confirm-rounds must be at least {MIN_ROUNDS}: the test on the rounds' "
+                "medians cannot reach p < 0.01 with fewer")
     repo = os.path.abspath(a.repo)
     state = os.path.abspath(a.state_dir)
     return Options(

@@ -28,7 +28,7 @@ from _nightly.store import read_result  # noqa: E402
 
 TIMED = "bench_tiny.TimeTiny.time_work"
 COUNTED = "bench_count.CountTiny.track_instructions_per_call"
-ARGS = ("--fail-on-regression", "--compare-factor", "1.05", "--confirm-rounds", "4")
+ARGS = ("--fail-on-regression", "--compare-factor", "1.05", "--confirm-rounds", "6")
 __all__ = ["env_dir"]  # fixture
 
 
@@ -91,7 +91,7 @@ def test_only_confirmed_regressions_are_reported_with_the_machine_loaded(tmp_pat
     assert after not in {r["commit_after"] for r in night["regressions"]}  # the same speed
     reported = night["report"].split("Not confirmed")[0]
     assert f"..{slow[:8]} " in reported and f"..{more[:8]} " in reported
-    assert "interleaved with" in reported and "4 rounds" in reported and "p=" in reported
+    assert "interleaved with" in reported and "6 rounds" in reported and "p=" in reported
     assert "New regressions (3)" in night["out"]  # also in the log / stderr
 
     # The noise band of a benchmark, read from the store: the ratios of consecutive results
