@@ -15,13 +15,15 @@ import decimal
 import enum
 import ipaddress
 import json
+import os
 import pathlib
 import pickle
 import random
 import subprocess
 import sys
+import tempfile
 import uuid
-from typing import Any
+from typing import Any, ClassVar
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -29,8 +31,9 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 import identity_tasks as it
 from conftest import subprocess_env
-from stardag import Task
+from stardag import AutoTask, Task, TaskDefinitionError
 from stardag._frozen import FrozenDict, FrozenList, FrozenSet
+from stardag.target import target_root
 
 PROPERTY = settings(max_examples=200, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -326,3 +329,27 @@ def test_ids_of_declared_types_are_equal_exactly_when_values_are_the_same(data: 
         return
     equal = all(same(a.__dict__[field], b.__dict__[field]) for field in _DECLARED_FIELDS)
     assert (a.id == b.id) == equal, (a, b)
+
+
+# -- names: an output stays one directory per part under the target root ------------
+
+_NAME_TEXT = st.text(st.one_of(st.sampled_from(list("./\\\0:~$ -_aéZ")), st.characters()), max_size=8)
+
+
+@PROPERTY
+@given(_NAME_TEXT, _NAME_TEXT)
+def test_a_namespace_and_name_are_refused_or_stay_one_directory_each_under_the_root(namespace: str,
+                                                                                     name: str) -> None:
+    root = os.path.join(tempfile.gettempdir(), "stardag-never-written")
+    try:
+        cls = type(name, (AutoTask[int],), {"task_namespace": namespace, "__module__": "identity_names",
+                                            "__annotations__": {"task_namespace": ClassVar[str]}})
+    except TaskDefinitionError:
+        return
+    except ValueError:  # Python's own refusal: a NUL in a class name
+        assert "\0" in name
+        return
+    with target_root(root):
+        path = cls().output().path
+    parts = os.path.relpath(os.path.realpath(path), os.path.realpath(root)).split(os.sep)
+    assert parts[:2] == [namespace or "default", name] and len(parts) == 4, (namespace, name, path)
