@@ -209,13 +209,17 @@ def auto_namespace(scope: str) -> None:
     """Give tasks defined from now on in module ``scope`` (and its submodules) the namespace ``scope``.
 
     Call it at the top of a module as ``stardag.auto_namespace(__name__)``. A
-    class that sets ``task_namespace`` itself keeps its own.
+    class that sets ``task_namespace`` itself keeps its own. In a script the
+    namespace is ``__main__``, also in the worker processes that import the
+    script again as ``__mp_main__`` (spawn, forkserver, Dask).
 
     Raises:
         TaskDefinitionError: ``scope`` is not a str safe as a path component.
     """
     _check_part("namespace", scope, f"auto_namespace({scope!r})")
-    _auto_namespaces[scope] = scope
+    # multiprocessing's name for the main script in a worker it starts: the same tasks,
+    # so the same ids and outputs as in the script's own process.
+    _auto_namespaces[scope] = "__main__" if scope == "__mp_main__" else scope
 
 
 def _namespace_for(module: str) -> str | None:

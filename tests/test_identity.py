@@ -419,6 +419,56 @@ def test_the_chain_of_100_000_still_hashes_its_own_parameters_only() -> None:
     assert isinstance(top, Task)
 
 
+_SCRIPT_WITH_AUTO_NAMESPACE = """
+import json, os, sys
+import stardag
+stardag.auto_namespace(__name__)
+from stardag import AutoTask
+from stardag.build import DefaultExecutionModeSelector, HybridConcurrentTaskRunner, build
+
+class Leaf(AutoTask[int]):
+    x: int = 0
+    def run(self):
+        self.output().save(self.x)
+
+class Parent(AutoTask[int]):
+    def run(self):
+        leaf = Leaf(x=1)  # made in the worker
+        yield leaf
+        self.output().save(leaf.load() + 1)
+
+if __name__ == "__main__":
+    stardag.set_target_root(sys.argv[1])
+    runner = HybridConcurrentTaskRunner(execution_mode_selector=DefaultExecutionModeSelector("process"),
+                                        max_process_workers=1, process_start_method="spawn")
+    first, again = build([Parent()], task_runner=runner), build([Parent()], task_runner=runner)
+    print(json.dumps({"namespace": Leaf.task_namespace, "leaf": Leaf(x=1).id, "first": first.n_succeeded,
+                      "again": again.n_succeeded, "files": sorted(
+                          os.path.relpath(os.path.join(d, f), sys.argv[1]) for d, _, fs in os.walk(sys.argv[1])
+                          for f in fs)}))
+"""
+
+
+def test_auto_namespace_in_a_script_is_the_same_in_spawned_workers(fresh_dir: str) -> None:
+    # A spawned worker imports the script as __mp_main__: its tasks got that namespace,
+    # so other ids and another directory, and every build ran them all again.
+    import json
+    import subprocess
+
+    from conftest import subprocess_env
+
+    script = pathlib.Path(fresh_dir, "script.py")
+    script.write_text(_SCRIPT_WITH_AUTO_NAMESPACE)
+    done = subprocess.run([sys.executable, str(script), str(pathlib.Path(fresh_dir, "root"))], env=subprocess_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (result["namespace"], result["first"], result["again"]) == ("__main__", 2, 0), result
+    leaf = result["leaf"]
+    assert f"__main__/Leaf/{leaf[:2]}/{leaf}.json" in result["files"]
+    assert not any(f.startswith("__mp_main__") for f in result["files"]), result["files"]
+
+
 def test_auto_namespace_names_the_module_tasks() -> None:
     module = _module("identity_auto.sub", """
 import stardag
