@@ -73,11 +73,16 @@ class UnencodableValue(TypeError):
 
 
 def type_name(cls: type) -> str:
-    """``module.qualname`` (pathlib's classes by their public name: their module moved in 3.13)."""
-    return _PUBLIC_NAMES.get(cls) or f"{cls.__module__}.{cls.__qualname__}"
+    """``module.qualname``: pathlib's classes by their public name (their module moved in 3.13),
+    and a script's classes as ``__main__``'s also where a worker imported it as ``__mp_main__``."""
+    name = _names.get(cls)
+    if name is None:
+        module = cls.__module__
+        name = _names[cls] = f"{'__main__' if module == '__mp_main__' else module}.{cls.__qualname__}"
+    return name
 
 
-_PUBLIC_NAMES = {cls: f"pathlib.{cls.__name__}" for cls in (
+_names: dict[type, str] = {cls: f"pathlib.{cls.__name__}" for cls in (
     pathlib.PurePath, pathlib.PurePosixPath, pathlib.PureWindowsPath, pathlib.Path, pathlib.PosixPath,
     pathlib.WindowsPath)}
 

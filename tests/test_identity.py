@@ -420,14 +420,23 @@ def test_the_chain_of_100_000_still_hashes_its_own_parameters_only() -> None:
 
 
 _SCRIPT_WITH_AUTO_NAMESPACE = """
-import json, os, sys
+import enum, json, os, sys
+from pydantic import BaseModel
 import stardag
 stardag.auto_namespace(__name__)
 from stardag import AutoTask
 from stardag.build import DefaultExecutionModeSelector, HybridConcurrentTaskRunner, build
 
+class Cfg(BaseModel):  # a model and an enum of the script count by their class: __main__.Cfg
+    n: int = 1
+
+class Mode(enum.Enum):
+    FAST = "fast"
+
 class Leaf(AutoTask[int]):
     x: int = 0
+    cfg: Cfg = Cfg()
+    mode: Mode = Mode.FAST
     def run(self):
         self.output().save(self.x)
 
@@ -449,9 +458,10 @@ if __name__ == "__main__":
 """
 
 
-def test_auto_namespace_in_a_script_is_the_same_in_spawned_workers(fresh_dir: str) -> None:
-    # A spawned worker imports the script as __mp_main__: its tasks got that namespace,
-    # so other ids and another directory, and every build ran them all again.
+def test_a_script_s_tasks_get_the_same_ids_in_spawned_workers(fresh_dir: str) -> None:
+    # A spawned worker imports the script as __mp_main__: its tasks got that namespace, its
+    # models and enums that module, so other ids and another directory (every build ran them
+    # all again), and a model parameter looked changed after the id (the build failed).
     import json
     import subprocess
 
