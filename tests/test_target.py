@@ -590,6 +590,9 @@ def test_rebuild_of_a_task_below_a_complete_root_and_of_an_unremovable_output(ro
     assert tt.done_ids(root).count(leaf.id) == 2
     with pytest.raises(TargetError, match="has no remove"):
         build_sequential([], rebuild=[NoRemove()])
+    # A task without output has nothing to delete: rebuilding it runs it (as every build does).
+    summary = build_sequential([], rebuild=[tt.NoOutputTask(value=6)])
+    assert summary.n_succeeded == 1 and tt.done_ids(root).count(tt.NoOutputTask(value=6).id) == 1
 
 
 class NoRemove(AutoTask[int]):

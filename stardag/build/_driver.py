@@ -261,6 +261,8 @@ class Driver:
         """A task to rebuild: delete its output, so it runs and its completion check means something."""
         self._rebuild.discard(task.id)
         target = task.output()
+        if target is None:  # nothing to delete: it runs, as in every build
+            return
         remove = getattr(target, "remove", None)
         if remove is None:
             raise TargetError(
