@@ -195,7 +195,15 @@ _PYDANTIC_TZ = "pydantic_core._pydantic_core.TzInfo"
 
 
 def _zoned(value: Any) -> Any:
-    """ISO text of a datetime or time, and the zone's key where the offset alone does not tell it."""
+    """ISO text of a datetime or time, the zone's key where the offset alone does not tell it, the fold."""
+    if value.fold:
+        # The second of a repeated wall-clock time: no ISO text shows it, yet a naive one's
+        # timestamp() (local time) is an hour later. An object payload: no other has that shape.
+        return {"fold": 1, "time": _unfolded(value)}
+    return _unfolded(value)
+
+
+def _unfolded(value: Any) -> Any:
     tz = value.tzinfo
     if tz is None or isinstance(tz, datetime.timezone):
         return value.isoformat()  # the offset is in the text

@@ -133,6 +133,15 @@ def test_a_datetime_parsed_from_text_with_an_offset_has_an_id(memory_root: str) 
     assert When(when=datetime.datetime(2024, 1, 1, 2, tzinfo=zone)).id != later.id
 
 
+def test_the_second_of_a_repeated_wall_clock_time_is_another_value() -> None:
+    # Equal and printed alike, but a naive one's timestamp() (local time) is an hour later.
+    first = datetime.datetime(2021, 11, 7, 1, 30)
+    assert first == first.replace(fold=1)
+    assert differ(first, first.replace(fold=1))
+    assert differ(first.time(), first.replace(fold=1).time())
+    assert not differ(first.replace(fold=1), datetime.datetime(2021, 11, 7, 1, 30, fold=1))
+
+
 def test_ip_addresses_count_by_class_and_value() -> None:
     assert not differ(ipaddress.ip_address("::1"), ipaddress.ip_address("0:0:0:0:0:0:0:1"))
     assert differ(ipaddress.ip_address("10.0.0.1"), "10.0.0.1")

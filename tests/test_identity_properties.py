@@ -103,7 +103,7 @@ def same(a: Any, b: Any) -> bool:
         return len(a) == len(b) and all(any(same(x, y) for y in b) for x in a)
     if kind in (datetime.datetime, datetime.time):
         return a.isoformat() == b.isoformat() and str(a.tzinfo) == str(b.tzinfo) and (
-            type(a.tzinfo) is type(b.tzinfo))
+            type(a.tzinfo) is type(b.tzinfo)) and a.fold == b.fold
     return a == b
 
 
