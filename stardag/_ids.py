@@ -182,13 +182,6 @@ def _bytes(value: bytes) -> Any:
     return {TAG: ["builtins.bytes", value.hex()]}
 
 
-def _decimal_text(value: decimal.Decimal) -> str:
-    # Exact, and the scale kept: Decimal("1.0") == Decimal("1.00"), yet they print
-    # (and compute: 1.0 * 3 is 3.0, 1.00 * 3 is 3.00) differently.
-    if value.is_nan():
-        return "sNaN" if value.is_snan() else "NaN"  # every NaN of a kind is one value, as for floats
-    return str(value)
-
 
 # pydantic's fixed-offset zone, which it gives datetimes parsed from text ("...Z", "...+02:00").
 _PYDANTIC_TZ = "pydantic_core._pydantic_core.TzInfo"
@@ -286,7 +279,9 @@ def _classify(cls: type) -> Callable[[Any], Any]:
     elif issubclass(cls, datetime.timedelta):
         encoder = _typed(lambda v: [v.days, v.seconds, v.microseconds])
     elif issubclass(cls, decimal.Decimal):
-        encoder = _typed(_decimal_text)
+        # Exact, scale and sign kept: Decimal("1.0") == Decimal("1.00"), yet they print (and
+        # compute: 1.0 * 3 is 3.0, 1.00 * 3 is 3.00) differently; so do NaN and -NaN.
+        encoder = _typed(str)
     elif issubclass(cls, (pathlib.PurePath, uuid.UUID, *_IP_TYPES)):
         encoder = _typed(str)
     elif issubclass(cls, complex):

@@ -79,7 +79,7 @@ def _kind(value: Any) -> type:
 
 
 def same(a: Any, b: Any) -> bool:
-    """The identity rule: values of the same type that are equal and print alike (NaN is one value; zone kept)."""
+    """The identity rule: values of the same type that are equal and print alike (a float NaN is one value)."""
     kind = _kind(a)
     if kind is not _kind(b):
         return False
@@ -92,7 +92,7 @@ def same(a: Any, b: Any) -> bool:
     if kind is float:
         return repr(a) == repr(b)  # 0.0 is not -0.0; every NaN prints 'nan'
     if kind is decimal.Decimal:
-        return a.is_nan() == b.is_nan() and (a.is_nan() or str(a) == str(b))
+        return str(a) == str(b)
     if kind is complex:
         return same(a.real, b.real) and same(a.imag, b.imag)
     if kind in (list, tuple):
@@ -214,11 +214,9 @@ def confusable(value: Any, seed: int) -> Any:
 
 
 def equal_variant(value: Any) -> Any:
-    """The same value written differently: another NaN, a decimal NaN's sign, other orders."""
+    """The same value written differently: another float NaN, other orders."""
     if type(value) is float:
         return float("-nan") if value != value else value
-    if type(value) is decimal.Decimal and value.is_qnan():
-        return -value
     if type(value) in (list, tuple):
         return type(value)(equal_variant(v) for v in value)
     if type(value) is dict:
