@@ -1,4 +1,4 @@
-"""A task's id is its computation: the adversarial cases of issue 10, immutability, class identity, safe names."""
+"""A task's id is its computation: the adversarial cases (same id for different work), immutability, class identity, safe names."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def differ(a: Any, b: Any) -> bool:
     return it.Value(v=a).id != it.Value(v=b).id
 
 
-# -- the cases of issue 10, as written there ----------------------------------
+# -- different work, different ids: the adversarial cases --------------------
 
 
 def test_a_task_inside_a_model_parameter_counts(memory_root: str) -> None:
