@@ -382,6 +382,9 @@ def flatten_tasks(value: Any) -> list[Task]:
             stack.extend(reversed(item))
         elif isinstance(item, dict):
             stack.extend(reversed(list(item.values())))
+        elif isinstance(item, type) and issubclass(item, Task):
+            raise TypeError(f"expected a task, got the task class {item.__qualname__}: make one, "
+                            f"{item.__qualname__}(...)")
         elif item is not None:
             raise TypeError(
                 f"expected a task or a tuple/list/dict of tasks, got {type(item).__name__}: {item!r}"

@@ -187,6 +187,12 @@ class Driver:
                  rebuild: Any = None):
         if not isinstance(fail_mode, FailMode):
             raise ValueError(f"fail_mode must be a FailMode, got {fail_mode!r}")
+        if not isinstance(runner, HybridConcurrentTaskRunner):
+            raise TypeError(
+                f"task_runner must be a HybridConcurrentTaskRunner, got {type(runner).__name__}: {runner!r}; "
+                "e.g. HybridConcurrentTaskRunner(execution_mode_selector="
+                "DefaultExecutionModeSelector(sync_run_default='thread'))"
+            )
         self.runner = runner
         self.owns_loop = owns_loop
         self.registry = runner.registry

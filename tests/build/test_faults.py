@@ -421,6 +421,14 @@ def test_an_invalid_fail_mode_raises_value_error(root: str) -> None:
         build([tt.Leaf()], fail_mode="continue")
 
 
+def test_a_runner_that_is_not_one_or_a_task_class_is_refused_naming_the_fix(root: str) -> None:
+    with pytest.raises(TypeError, match=r"task_runner must be a HybridConcurrentTaskRunner, got str: 'thread'; "
+                                        r"e\.g\. HybridConcurrentTaskRunner\("):
+        build([tt.Leaf()], task_runner="thread")
+    with pytest.raises(TypeError, match=r"got the task class Leaf: make one, Leaf\(\.\.\.\)"):
+        build([tt.Leaf])
+
+
 @pytest.mark.parametrize(("entry", "fix"), [(build, "build_aio"), (build_sequential, "build_sequential_aio")])
 def test_sync_build_inside_a_running_loop_says_to_use_the_aio_one(entry: Any, fix: str, root: str) -> None:
     leaf = tt.Leaf(value=1)
