@@ -53,6 +53,7 @@ __all__ = [
     "serializer_for",
     "set_target_root",
     "target_root",
+    "temporary_path",
 ]
 
 ENV_TARGET_ROOT = "STARDAG_TARGET_ROOT"
@@ -437,6 +438,14 @@ def make_target(root: str, relpath: str, serializer: Serializer,
 _counter = itertools.count()
 _HOST = "".join(c if c.isalnum() or c in ".-" else "_" for c in socket.gethostname()) or "host"
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+
+
+def temporary_path(directory: str, name: str) -> str:
+    """A new path in ``directory`` named as this process's temporary files are.
+
+    A build removes such a file once its writer is gone (:func:`remove_stale_temporary_files`).
+    """
+    return f"{directory}{os.sep}{name}.tmp-{os.getpid()}-{next(_counter)}@{_HOST}"
 
 
 def _create_temporary(path: str, tmp_dir: str | None) -> tuple[int, str]:

@@ -52,7 +52,7 @@ import uuid
 from typing import Any, Callable
 
 from ..errors import StardagError, TargetError, TaskPicklingError, WorkerDiedError
-from ..target import get_target_root, set_target_root
+from ..target import TMP_DIR, get_target_root, set_target_root, temporary_path
 from ..task import Task, _flatten, _rebuild
 from ._executors import (
     BLOCKED,
@@ -241,7 +241,7 @@ def _probe_root(probe: str, token: str) -> tuple[bool, str]:
         return False, f"cannot read the probe file {probe!r} the driver wrote ({exc.strerror or exc})"
     if seen != token:
         return False, f"reads other contents from the probe file {probe!r}"
-    reply = f"{probe}-{socket.gethostname()}-{os.getpid()}"
+    reply = temporary_path(os.path.dirname(probe), f"{os.path.basename(probe).partition('.tmp-')[0]}-reply")
     try:
         with open(reply, "w", encoding="ascii") as f:
             f.write(token)
@@ -253,9 +253,12 @@ def _probe_root(probe: str, token: str) -> tuple[bool, str]:
 def _check_root(client: Any, root: str) -> int:
     """Raise TargetError unless every worker sees and can write the driver's ``root``; return how many answered."""
     token = uuid.uuid4().hex
-    probe = os.path.join(root, f".stardag-probe-{token}")
+    # In the temporary files' directory, named as they are: a build killed before it
+    # removes them leaves them to the next build's clean-up, not in the root for good.
+    tmp_dir = os.path.join(root, TMP_DIR)
+    probe = temporary_path(tmp_dir, f"probe-{token}")
     try:
-        os.makedirs(root, exist_ok=True)
+        os.makedirs(tmp_dir, exist_ok=True)
         with open(probe, "w", encoding="ascii") as f:
             f.write(token)
     except OSError as exc:

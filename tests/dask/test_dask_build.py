@@ -84,7 +84,7 @@ def test_the_15_task_tree_runs_on_the_workers(address: str, root: str) -> None:
     assert every[8].load()["inputs"] == [0, 1]
     pids = {task.load()["pid"] for task in every}
     assert os.getpid() not in pids and pids <= worker_pids(address)
-    assert not list(Path(root).glob(".stardag-probe-*")), "the root check must clean up"
+    assert not list(Path(root, ".stardag-tmp").glob("probe-*")), "the root check must clean up"
 
 
 def test_the_flat_33_task_fan_in(address: str, root: str) -> None:
@@ -538,4 +538,32 @@ def test_a_root_the_workers_do_not_see_is_refused_naming_it(address: str, fresh_
     message = str(raised.value)
     assert repr(unshared) in message and "cannot read the probe file" in message
     assert "shared filesystem" in message
-    assert os.listdir(os.path.join(fresh_dir, "targets")) == []  # the probe was removed
+    assert [p for p in Path(fresh_dir, "targets").rglob("*") if p.is_file()] == []  # the probe was removed
+
+
+_KILLED_DURING_THE_PROBE = """
+import os, signal, sys
+from stardag.build import _dask
+
+class Client:  # the driver is killed while the workers read its probe
+    def run(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+_dask._check_root(Client(), sys.argv[1])
+"""
+
+
+def test_a_probe_left_by_a_driver_killed_mid_check_goes_with_the_next_build(fresh_dir: str) -> None:
+    import subprocess
+    import sys
+
+    from conftest import subprocess_env
+    from stardag.target import remove_stale_temporary_files
+
+    root = os.path.join(fresh_dir, "root")
+    done = subprocess.run([sys.executable, "-c", _KILLED_DURING_THE_PROBE, root], env=subprocess_env(),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == -9, done.stderr
+    [left] = [p for p in Path(root).rglob("*") if p.is_file()]
+    assert left.parent == Path(root, ".stardag-tmp")  # not in the root itself, for good
+    assert remove_stale_temporary_files(root) == [str(left)]  # what a build does when it starts
