@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))  # also under --import-mode=importlib
 from nightly_project import (  # noqa: E402
     BASE_N, MACHINE, SLOWDOWN, check_run, env_dir, project,
@@ -119,22 +121,33 @@ def test_an_ignore_all_gitignore_and_a_merge_left_in_progress(project):
     check_run(project.run())  # the next night is clean
 
 
-def test_an_interrupted_publish_is_reported_the_next_night(project):
+@pytest.mark.parametrize("moment", ["publish", "store commit"])
+def test_an_interrupted_report_is_redone_the_next_night(project, moment):
+    """Killed while asv publishes, or while the result is committed to the store."""
     project.commit("c0")
     check_run(project.run())
     slow = project.commit(f"{SLOWDOWN}x slower", n=SLOWDOWN * BASE_N)
+    hook = project.store / ".git" / "hooks" / "reference-transaction"
+    in_commit = project.root / "in-store-commit"
+    if moment == "store commit":  # holds the store's commit between its two steps
+        hook.write_text(f"#!/bin/sh\n[ \"$1\" = prepared ] && touch {in_commit} && sleep 120\n"
+                        "exit 0\n")
+        hook.chmod(0o755)
     proc = project.start()
     deadline = time.monotonic() + 120
-    while " publish --no-pull " not in _log_of(project, proc.pid):
+    while not (in_commit.exists() if moment == "store commit"
+               else " publish --no-pull " in _log_of(project, proc.pid)):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)  # while asv publish runs: no report yet
+    os.kill(proc.pid, signal.SIGKILL)  # no report yet; maybe no store commit either
     proc.communicate()
+    hook.unlink(missing_ok=True)
     assert slow in project.stored_results()
     assert slow not in {r["commit"] for r in project.summary()["benchmarked"]}
 
     out = check_run(project.run("--fail-on-regression"), code=3)
     assert "the report of 1 result(s) was interrupted in an earlier run" in out
+    assert project.git("status", "--porcelain", cwd=project.store) == ""
     rows = json.loads((project.site / "nightly-regressions.json").read_text())["regressions"]
     assert [(r["benchmark"], r["commit_after"], r["new"]) for r in rows] == [(BENCH, slow, True)]
     assert "asv compare" in rows[0]["found_by"]

@@ -295,15 +295,23 @@ def _benchmark(asv, run_conf, store, staging, commit, python, env_type, is_tip, 
                     f"HASHFILE:{hashfile}")
     state.sample_load()
     provenance.label(staging, opts.machine, state.settings, state.loads[-2:])
+    # Listed as unreported before they enter the store: killed from here on (installed,
+    # not committed yet), the next run commits them and still compares them as new.
+    src = os.path.join(staging, opts.machine)
+    rels = sorted(f"{opts.machine}/{name}" for name in os.listdir(src)
+                  if name.endswith(".json") and name != "machine.json") if os.path.isdir(src) else []
+    unreported.add(rels)
     try:
         # With no benchmarks.json yet, any discovery beats none; later only the
         # branch tip's list is taken, so an older commit cannot hide newer benchmarks.
         first = not os.path.exists(os.path.join(store.path, "benchmarks.json"))
         stored = store.install(staging, opts.machine, with_benchmarks_json=is_tip or first)
     except ValueError as exc:
+        unreported.discard(rels)
         state.problem(f"{commit[:8]} python {python}: {exc}")
         return
     if not stored:
+        unreported.discard(rels)
         state.problem(f"{commit[:8]} python {python}: asv exited {code} and recorded no "
                       "result (it is retried next run); see the log")
         return
@@ -316,7 +324,6 @@ def _benchmark(asv, run_conf, store, staging, commit, python, env_type, is_tip, 
                       f"results store: {', '.join(uncommitted)}")
         return
     state.benchmarked.extend(stored)
-    unreported.add(store.path, stored)
     if failed:
         state.problem(f"{commit[:8]} python {python}: {len(failed)} benchmark(s) failed or "
                       f"the commit did not build: {', '.join(failed[:10])}")

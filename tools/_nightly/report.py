@@ -22,7 +22,6 @@ from _nightly import confirm, environment
 from _nightly.git import ancestors
 from _nightly.regression import (compare_to_baseline, merge, read_regressions, thresholds_of,
                                  write_report)
-from _nightly.store import StoredResult
 
 log = logging.getLogger("nightly")
 
@@ -38,11 +37,18 @@ class Unreported:
         except (OSError, ValueError):
             self.rels = []
 
-    def add(self, store_path: str, results: list[StoredResult]) -> None:
-        self.rels += [os.path.relpath(r.path, store_path) for r in results]
+    def add(self, rels: list[str]) -> None:
+        """Remember store paths (``machine/file.json``) before they enter the store."""
+        self._save(self.rels + rels)
+
+    def discard(self, rels: list[str]) -> None:
+        self._save([rel for rel in self.rels if rel not in rels])
+
+    def _save(self, rels: list[str]) -> None:
+        self.rels = sorted(set(rels))
         tmp = self.path + ".tmp"
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(sorted(set(self.rels)), f)
+            json.dump(self.rels, f)
         os.replace(tmp, self.path)
 
     def clear(self) -> None:
