@@ -99,10 +99,12 @@ def test_links_planted_in_the_deploy_dir_are_never_followed(tmp_path):
     (deploy / "versions").unlink()
     (deploy / "current").symlink_to(theirs)  # a live link to someone's directory
     site.switch(str(deploy), _version(deploy, "20250102T000000Z-2", "site"))
+    (deploy / "versions" / "20250101T000000Z-9").symlink_to(theirs)  # named like an old version
     for stamp in ("20250103T000000Z-3", "20250104T000000Z-4"):
         site.switch(str(deploy), _version(deploy, stamp, stamp))
     assert (deploy / "current" / "index.html").read_text() == "20250104T000000Z-4"
-    assert _look(theirs) == before  # the link was replaced, its target never touched
+    assert _look(theirs) == before  # links replaced or left, their target never touched
+    assert (deploy / "versions" / "20250101T000000Z-9").is_symlink()
 
 
 def test_links_planted_in_the_state_dir_are_removed_never_followed(tmp_path):
