@@ -13,7 +13,7 @@ class's namespace, qualified name and version and every parameter value with its
   hash seed shows), other dicts (sorted ``[key, value]`` pairs), enums (value),
   pydantic models (every field of the runtime class, extras included), paths,
   bytes, dates, datetimes and times (ISO, with offset and zone), timedeltas,
-  UUIDs, IP addresses (networks, interfaces), decimals (``str``: ``1.0`` and
+  UUIDs, IP addresses (as numbers; networks, interfaces), decimals (``str``: ``1.0`` and
   ``1.00`` are two values), complex numbers, classes, and subclasses of int,
   float and str.
 - Where a field's declared type makes a value a tuple or a set (``tuple[Task,
@@ -235,9 +235,23 @@ def _class(value: type) -> Any:
     return {TAG: ["builtins.type", type_name(value)]}  # not the metaclass: enum's was renamed in 3.11
 
 
-# Their str is canonical (IPv6 compressed), and the class tells address, network and interface apart.
 _IP_TYPES = (ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Network, ipaddress.IPv6Network,
              ipaddress.IPv4Interface, ipaddress.IPv6Interface)
+
+
+def _ip(value: Any) -> Any:
+    """An IP address, network or interface as numbers (the class tells which).
+
+    Not its text: Python 3.13 prints an IPv4-mapped IPv6 address otherwise
+    (``::ffff:192.168.1.1``, not ``::ffff:c0a8:101``).
+    """
+    if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
+        address, prefix = value.network_address, value.prefixlen
+    elif isinstance(value, (ipaddress.IPv4Interface, ipaddress.IPv6Interface)):
+        address, prefix = value.ip, value.network.prefixlen
+    else:
+        address, prefix = value, None
+    return [int(address), prefix, getattr(address, "scope_id", None)]  # an IPv6 zone: fe80::1%eth0
 
 
 def _unencodable(value: Any) -> Any:
@@ -282,7 +296,9 @@ def _classify(cls: type) -> Callable[[Any], Any]:
         # Exact, scale and sign kept: Decimal("1.0") == Decimal("1.00"), yet they print (and
         # compute: 1.0 * 3 is 3.0, 1.00 * 3 is 3.00) differently; so do NaN and -NaN.
         encoder = _typed(str)
-    elif issubclass(cls, (pathlib.PurePath, uuid.UUID, *_IP_TYPES)):
+    elif issubclass(cls, _IP_TYPES):
+        encoder = _typed(_ip)
+    elif issubclass(cls, (pathlib.PurePath, uuid.UUID)):
         encoder = _typed(str)
     elif issubclass(cls, complex):
         encoder = _typed(lambda v: [v.real, v.imag])

@@ -144,6 +144,8 @@ def test_the_second_of_a_repeated_wall_clock_time_is_another_value() -> None:
 
 def test_ip_addresses_count_by_class_and_value() -> None:
     assert not differ(ipaddress.ip_address("::1"), ipaddress.ip_address("0:0:0:0:0:0:0:1"))
+    assert differ(ipaddress.ip_address("fe80::1%eth0"), ipaddress.ip_address("fe80::1"))  # the zone counts
+    assert differ(ipaddress.ip_interface("10.0.0.1/24"), ipaddress.ip_interface("10.0.0.1/16"))
     assert differ(ipaddress.ip_address("10.0.0.1"), "10.0.0.1")
     assert differ(ipaddress.ip_address("10.0.0.1"), ipaddress.ip_network("10.0.0.1/32"))
     assert differ(ipaddress.ip_address("10.0.0.1"), ipaddress.ip_address("10.0.0.2"))

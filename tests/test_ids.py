@@ -48,8 +48,9 @@ STABLE_IDS = {
 # The encoding alone (stardag/_frozen.py and _ids.py, no pydantic) of values of
 # every type it knows without pydantic.
 # Was e2f2b3a0b1f8300f7d2d3f1462009b6f while -0.0 counted as 0.0 and decimals lost their
-# scale: equal values that print differently now keep apart (negzero, complex, dec below).
-RAW_ID = "017cc6b60c9529b67a747ec67e6091f9"
+# scale: equal values that print differently now keep apart (negzero, complex, dec below);
+# then 017cc6b60c9529b67a747ec67e6091f9, before IP addresses were supported (ip, net, iface, ip4).
+RAW_ID = "ec8ec87fb01d38107f438b243a57e9be"
 _RAW_PARAMS = """{
     "i": 7, "big": 2**70, "neg": -1, "f": 0.1, "tiny": 1e-300, "huge": 1.5e300, "whole": 2.0, "negzero": -0.0,
     "nan": float("nan"), "inf": float("-inf"), "s": "ünï©ødé ✓ \\n\\t\\"q\\"", "b": False, "none": None,
@@ -58,11 +59,13 @@ _RAW_PARAMS = """{
     "enum": Color.RED, "intenum": Size.BIG, "path": pathlib.PurePosixPath("a/b"), "date": datetime.date(2024, 2, 29),
     "dt": datetime.datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=datetime.timezone(datetime.timedelta(hours=-5))),
     "td": datetime.timedelta(days=-1, microseconds=3), "uuid": uuid.UUID(int=2**100), "dec": decimal.Decimal("-12.3400"),
-    "complex": complex(0.5, -0.0), "cls": Color,
+    "complex": complex(0.5, -0.0), "cls": Color, "ip": ipaddress.ip_address("::ffff:192.168.1.1"),
+    "net": ipaddress.ip_network("::ffff:192.168.1.0/120"), "iface": ipaddress.ip_interface("fe80::1%eth0/64"),
+    "ip4": ipaddress.ip_address("10.0.0.1"),
 }"""
 
 _RAW_SCRIPT = """
-import datetime, decimal, enum, importlib, json, os, pathlib, shutil, sys, tempfile, uuid
+import datetime, decimal, enum, importlib, ipaddress, json, os, pathlib, shutil, sys, tempfile, uuid
 package = os.path.join(tempfile.mkdtemp(), "idsalone")
 os.mkdir(package)
 open(os.path.join(package, "__init__.py"), "w").close()
