@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import shutil
 import sys
 import time
@@ -27,6 +28,14 @@ def _session(pid: int) -> list[psutil.Process]:
         except (ProcessLookupError, psutil.Error):
             pass
     return alive
+
+
+def _semaphores() -> list[str]:
+    """multiprocessing's named semaphores in /dev/shm (Linux)."""
+    try:
+        return [name for name in os.listdir("/dev/shm") if name.startswith("sem.mp-")]
+    except OSError:
+        return []
 
 
 def _wait_gone(pid: int, seconds: float = 30) -> list[psutil.Process]:
@@ -60,11 +69,14 @@ def test_benchmarks_of_a_run_share_one_cluster_that_goes_with_the_run(run_dir):
 
 
 def test_a_dead_clusters_address_is_replaced(run_dir):
+    semaphores_before = set(_semaphores())
     first = dask_cluster.address_in(run_dir, 1)
     pid = int(Path(run_dir, "dask-cluster", "pid").read_text())
-    for proc in _session(pid):
-        proc.kill()  # as a SIGKILLed cluster leaves its address file behind
+    os.kill(pid, signal.SIGKILL)  # as a SIGKILLed cluster leaves its address file behind
+    # Its workers and multiprocessing's resource tracker follow it; the tracker
+    # unlinks the semaphores it leaves in /dev/shm (killing them all leaks 6 a time).
     assert not _wait_gone(pid)
+    assert not set(_semaphores()) - semaphores_before
     assert Path(run_dir, "dask-cluster", "address").read_text() == first
     second = dask_cluster.address_in(run_dir, 1)
     new_pid = int(Path(run_dir, "dask-cluster", "pid").read_text())
