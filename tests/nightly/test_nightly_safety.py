@@ -149,5 +149,16 @@ def test_state_results_and_log_dirs_the_job_does_not_own_are_refused_untouched(p
     out = check_run(project.run("--results-dir", str(mine)), code=2)
     assert "not a results store" in out
     assert snapshot(mine) == before and stat.S_IMODE(mine.stat().st_mode) == 0o755
+    # A git repository with nothing committed yet: its files are all untracked. The job
+    # would take config/settings.json for a damaged result and move it to quarantine/.
+    fresh = tmp_path / "fresh-repo"
+    (fresh / "config").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(fresh)], check=True)
+    (fresh / "config" / "settings.json").write_text('{"theme": "dark"}')
+    (fresh / "notes.txt").write_text("the operator's")
+    before = snapshot(fresh)
+    out = check_run(project.run("--results-dir", str(fresh)), code=2)
+    assert "not a results store" in out and "config/settings.json" in out
+    assert snapshot(fresh) == before
     assert project.git("status", "--porcelain") == ""  # the checkout: nothing added
     assert not (project.repo / ".git" / "index.lock").exists()

@@ -124,6 +124,17 @@ class ResultStore:
                 f"results ({', '.join(other[:3])}...): not a results store; nothing in it is "
                 "touched. Give it a new or empty directory, or a clone of a results repository"
             )
+        # Untracked files named like results that asv cannot read were not put there by the
+        # job (it moves in only whole files it has checked): the repair would move them away.
+        untracked = git(self.path, "ls-files", "--others", "--", *OWNED).splitlines()
+        foreign = [rel for rel in untracked
+                   if validate(os.path.join(self.path, rel)) is not None]
+        if foreign:
+            raise StoreError(
+                f"--results-dir {self.path!r} holds files that are neither committed nor asv "
+                f"results ({', '.join(foreign[:3])}): not a results store, or not only one; "
+                "nothing in it is touched. Give it a new or empty directory, or move them away"
+            )
 
     def _abort_unfinished(self) -> list[str]:
         """Abort a merge, rebase, cherry-pick or revert left in progress; never commit its markers."""
