@@ -164,10 +164,13 @@ def test_run_killed_midway_leaves_nothing_running_then_a_normal_run_completes(pr
     assert any(MACHINE in s for s in project.store_commits())
     stamp = _stamp(proc, project)
     assert reaper.find(stamp)  # asv and its processes carry the run's stamp
+    semaphores = {name for pid in reaper.find(stamp) for name in _named_semaphores(pid)}
+    assert semaphores  # the cluster's workers (spawned) share multiprocessing locks by name
     os.kill(proc.pid, signal.SIGKILL)  # the job only
     proc.communicate()
     started = _leftovers(spawned, "sleeper") + _leftovers(spawned, "dask")
     _wait_until(lambda: not any(_running(pid) for pid in started) and not reaper.find(stamp), 20)
+    assert not [name for name in semaphores if Path(name).exists()]  # none left in /dev/shm
     done_before = set(project.stored_results())
     assert 1 <= len(done_before) < len(commits)
     left = [p for p in tmp.rglob("*") if p.name in ("dask-scratch-space", "dask-cluster")]
@@ -202,6 +205,15 @@ def test_leftovers_of_a_run_whose_watchdog_died_too_are_stopped_by_the_next(proj
     assert re.search(rf"stopped \d+ process\(es\) still running from run {stamp}", out), out
     assert not _running(sleeper)
     assert not reaper.find(stamp)
+
+
+def _named_semaphores(pid: int) -> set[str]:
+    """The /dev/shm semaphores (multiprocessing's ``sem.mp-*``) process ``pid`` has mapped."""
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            return set(re.findall(r"(/dev/shm/sem\.mp-\S+)", f.read()))
+    except OSError:
+        return set()
 
 
 def _cmdline(pid: int) -> list[str]:

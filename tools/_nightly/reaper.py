@@ -27,6 +27,7 @@ import sys
 import time
 
 MARK_VAR = "STARDAG_NIGHTLY_RUN"
+GRACE_SECONDS = 3.0  # between SIGTERM and SIGKILL
 
 
 def mark(stamp: str) -> None:
@@ -55,21 +56,29 @@ def find(stamp: str) -> list[int]:
     return found
 
 
-def kill(stamp: str, timeout: float = 10.0) -> int:
-    """SIGKILL every process of run ``stamp`` until none is left; return how many."""
+def kill(stamp: str, timeout: float = 10.0, grace: float = GRACE_SECONDS) -> int:
+    """Stop every process of run ``stamp``: SIGTERM, SIGKILL what is left after ``grace``.
+
+    SIGTERM first: multiprocessing's resource tracker ignores it and, once the
+    processes it serves are gone, unlinks their named semaphores; SIGKILL of all
+    at once left them in /dev/shm for good (6 for the suite's Dask cluster).
+    Returns how many processes were found.
+    """
     if not stamp:
         return 0
-    killed: set[int] = set()
-    deadline = time.monotonic() + timeout
-    while (pids := find(stamp)) and time.monotonic() < deadline:
-        for pid in pids:  # a process may fork meanwhile: look again until none is found
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed.add(pid)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.02)
-    return len(killed)
+    stopped: set[int] = set()
+    for sig, seconds in ((signal.SIGTERM, grace), (signal.SIGKILL, timeout)):
+        deadline = time.monotonic() + seconds
+        while (pids := find(stamp)) and time.monotonic() < deadline:
+            for pid in pids:  # a process may fork meanwhile: look again until none is found
+                if sig == signal.SIGKILL or pid not in stopped:
+                    try:
+                        os.kill(pid, sig)
+                    except ProcessLookupError:
+                        continue
+                    stopped.add(pid)
+            time.sleep(0.02)
+    return len(stopped)
 
 
 def start_watchdog(stamp: str) -> int:
