@@ -31,12 +31,14 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
@@ -159,7 +161,7 @@ def asv(args: list[str], found: dict[str, interpreter.Interpreter],
         print("bench: $ asv " + " ".join(args), flush=True)
         env = dict(os.environ, PATH=link_dir + os.pathsep + os.environ.get("PATH", ""))
         if console is None:
-            return subprocess.call(cmd, cwd=REPO, env=env, stdin=subprocess.DEVNULL)
+            return _wait(subprocess.Popen(cmd, cwd=REPO, env=env, stdin=subprocess.DEVNULL))
         return _talking(cmd, env, console)
     finally:
         shutil.rmtree(link_dir, ignore_errors=True)
@@ -177,21 +179,40 @@ def _talking(cmd: list[str], env: dict[str, str], console: progress.AsvConsole) 
     reader = threading.Thread(target=read, name="asv-output", daemon=True)
     reader.start()
     try:
-        while proc.poll() is None:
-            time.sleep(1)
-            console.tick()
+        return _wait(proc, console.tick)
     finally:
-        # On Ctrl-C asv gets the signal too (same process group): let it stop, keep its output.
+        reader.join(timeout=10)
+        console.close()
+        proc.stdout.close()
+
+
+def _wait(proc: subprocess.Popen, tick: Callable[[], None] = lambda: None) -> int:
+    """Wait for asv (``tick`` every second); it stops with us.
+
+    On Ctrl-C asv gets the signal too (same process group): let it stop, keep
+    its output. On SIGTERM (``_terminated``) only we got it: pass it on.
+    """
+    try:
+        while True:
+            try:
+                return proc.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                tick()
+    except SystemExit:
+        proc.terminate()
+        raise
+    finally:
         while True:
             try:
                 proc.wait()
                 break
             except KeyboardInterrupt:
                 continue
-        reader.join(timeout=10)
-        console.close()
-        proc.stdout.close()
-    return proc.returncode
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    """SIGTERM: unwind like Ctrl-C (asv stopped, temporary directories removed), exit 128 + 15."""
+    raise SystemExit(128 + signum)
 
 
 def na_explanation() -> str:
@@ -580,6 +601,7 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         sys.exit(main(sys.argv[1:]))
     except BenchError as err:

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tools"))
 
@@ -102,3 +104,44 @@ def test_quick_and_smoke_runs_are_not_saved_unless_asked(monkeypatch, capsys):
     monkeypatch.setenv("STARDAG_BENCH_SMOKE", "1")
     assert bench.unsaved_if_quick(["HEAD^!"]) == ["HEAD^!", "--dry-run"]
     assert "smoke" in capsys.readouterr().out
+
+
+_AS_BENCH_MAIN = """
+import runpy, sys
+sys.argv = [{bench!r}, "asv", "--version"]
+runpy.run_path({bench!r}, run_name="__main__")
+"""
+
+
+def test_sigterm_stops_asv_and_leaves_no_temporary_directory(tmp_path):
+    """``kill PID`` of bench.py while asv runs: asv goes too, the interpreter links are removed, exit 143."""
+    import signal
+    import time
+
+    fake = tmp_path / "fake" / "asv"  # an asv that runs until it is stopped, saying where it is
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    (fake / "__main__.py").write_text(
+        "import os, sys, time\n"
+        f"open({str(tmp_path / 'asv.pid')!r}, 'w').write(f'{{os.getpid()}} {{os.environ[\"PATH\"].split(os.pathsep)[0]}}')\n"
+        "time.sleep(120)\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path / "fake"), STARDAG_BENCH_ROOT=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-c", _AS_BENCH_MAIN.format(bench=BENCH[1])], env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "asv.pid").exists() or not (tmp_path / "asv.pid").read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+            time.sleep(0.05)
+        pid, link_dir = (tmp_path / "asv.pid").read_text().split(" ", 1)
+        assert Path(link_dir).is_dir() and Path(link_dir).name.startswith("stardag-bench-pythons-")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    finally:
+        proc.kill()
+        proc.wait()
+    with pytest.raises(ProcessLookupError):
+        for _ in range(100):  # the fake asv got SIGTERM; give it a moment to be reaped
+            os.kill(int(pid), 0)
+            time.sleep(0.05)
+    assert not Path(link_dir).exists()
