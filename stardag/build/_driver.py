@@ -669,6 +669,8 @@ class Driver:
             )
 
     async def run(self, roots: Any) -> BuildSummary:
+        if roots is None:  # requires() may return None; a build of None is a slip (a function that returned nothing)
+            raise TypeError("build() got None: pass a task or a list of tasks")
         thresholds = gc.get_threshold()
         gc.set_threshold(thresholds[0], thresholds[1], max(thresholds[2], 1000))
         try:

@@ -429,6 +429,13 @@ def test_a_runner_that_is_not_one_or_a_task_class_is_refused_naming_the_fix(root
         build([tt.Leaf])
 
 
+def test_a_build_of_none_is_refused(root: str) -> None:
+    """``build(make_dag())`` where make_dag forgot its return: an error, not a successful build of nothing."""
+    with pytest.raises(TypeError, match=r"build\(\) got None: pass a task or a list of tasks"):
+        build(None)
+    assert build([]).n_succeeded == 0
+
+
 @pytest.mark.parametrize(("entry", "fix"), [(build, "build_aio"), (build_sequential, "build_sequential_aio")])
 def test_sync_build_inside_a_running_loop_says_to_use_the_aio_one(entry: Any, fix: str, root: str) -> None:
     leaf = tt.Leaf(value=1)
