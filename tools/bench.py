@@ -280,7 +280,13 @@ def publish(found: dict[str, interpreter.Interpreter], args: list[str] = ()) -> 
     site = REPO / given if given else html_dir(args)
     refuse_foreign_dir(site)  # asv publish deletes it first
     branches = publish_branches()
-    if branches == asv_conf().get("branches") or any(a.startswith("--config") for a in args):
+    from _site.results import quick_files
+
+    quick = set() if show_quick else set(quick_files(results_dir()))
+    if quick:
+        print(f"bench: {len(quick)} result file(s) labelled quick or smoke left out of the site "
+              f"(not measurements; {SHOW_QUICK} shows them)", flush=True)
+    if any(a.startswith("--config") for a in args) or (branches == asv_conf().get("branches") and not quick):
         rc = asv(["publish", *args], found)
     else:  # asv.conf.json with these branches; asv reads its paths relative to the file
         conf_data = {**asv_conf(), "branches": branches}
@@ -288,6 +294,10 @@ def publish(found: dict[str, interpreter.Interpreter], args: list[str] = ()) -> 
             if key in conf_data:
                 conf_data[key] = str(REPO / conf_data[key])
         with tempfile.TemporaryDirectory(prefix="stardag-publish-") as tmp:
+            if quick:  # asv publishes every file of its results_dir: a copy without them
+                conf_data["results_dir"] = os.path.join(tmp, "results")
+                shutil.copytree(results_dir(), conf_data["results_dir"],
+                                ignore=lambda folder, names: [n for n in names if Path(folder, n) in quick])
             conf = Path(tmp) / "asv.conf.json"
             conf.write_text(json.dumps(conf_data, indent=1))
             rc = asv(["publish", "--config", str(conf), *args], found)

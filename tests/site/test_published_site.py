@@ -23,6 +23,7 @@ import json
 import math
 import os
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -259,6 +260,33 @@ def test_quick_results_are_labelled_and_the_overview_says_what_they_are(html_dir
     for path in files:
         assert json.loads(path.read_text())["stardag_bench"] == {"quick": True, "smoke": True}, path.name
     assert "they are not measurements" in (html_dir / "overview.html").read_text(encoding="utf-8")
+
+
+def test_publish_leaves_quick_results_out_of_asvs_graphs_too(asv_site, tmp_path):
+    """Without --show-quick, labelled files are on no page of the site; they stay in asv-results/."""
+    import subprocess
+
+    import asv_history
+
+    repo, home = tmp_path / "repo", tmp_path / "home"
+    home.mkdir()
+    asv_history.git(tmp_path, "clone", "-q", str(asv_site.repo), str(repo))
+    shutil.copytree(asv_site.repo / "asv-results", repo / "asv-results")
+    second = asv_site.commits["second"]
+    kept = sorted(p.name for p in (repo / "asv-results").glob("*/*.json"))
+    for path in (repo / "asv-results").glob(f"*/{second[:8]}-*.json"):  # as a full run saves it
+        data = json.loads(path.read_text())
+        del data["stardag_bench"]
+        path.write_text(json.dumps(data))
+    run = subprocess.run([sys.executable, "tools/bench.py", "asv", "publish"], cwd=repo,
+                         env=asv_history.isolated_env(home), capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "2 result file(s) labelled quick or smoke left out of the site" in run.stdout
+    index = json.loads((repo / "html" / "index.json").read_text())
+    assert set(index["revision_to_hash"].values()) == {second}
+    graphs = list((repo / "html" / "graphs").rglob("bench_build.CPUBound.time_build.json"))
+    assert graphs and all(len(json.loads(g.read_text())) == 1 for g in graphs)  # one point: the measured commit
+    assert sorted(p.name for p in (repo / "asv-results").glob("*/*.json")) == kept
 
 
 def test_site_root_lands_on_the_overview(page, served):

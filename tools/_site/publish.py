@@ -136,5 +136,5 @@ def finish_site(site: Path, results_dir: Path, title: str = TITLE, show_quick: b
     left_out = sum(s.n_quick_left_out for s in found_sections)
     if left_out:
         report.lines.append(f"{left_out} quick or smoke run(s) left out of the overview: not "
-                            "measurements (asv's graphs show them; --show-quick shows them there too)")
+                            "measurements (--show-quick shows them)")
     return report

@@ -149,6 +149,26 @@ def _result_files(results_dir: Path) -> Iterator[tuple[str, Path]]:
                 yield machine_dir.name, path
 
 
+def is_quick(data: dict) -> bool:
+    """Whether a result file's data carries a quick or smoke label (``QUICK_LABELS``)."""
+    return any(isinstance(data.get(k), dict) and bool(data[k].get("quick") or data[k].get("smoke"))
+               for k in QUICK_LABELS)
+
+
+def quick_files(results_dir: Path) -> list[Path]:
+    """The result files under ``results_dir`` labelled quick or smoke (unreadable ones are not)."""
+    if not results_dir.is_dir():
+        return []
+    found = []
+    for _machine, path in _result_files(results_dir):
+        try:
+            if is_quick(json.loads(path.read_text(encoding="utf-8"))):
+                found.append(path)
+        except (OSError, ValueError):
+            pass
+    return found
+
+
 def _read_run(machine: str, path: Path, order: dict[str, int],
               benchmarks: dict[str, Benchmark]) -> Run:
     data = json.loads(path.read_text(encoding="utf-8"))
@@ -160,8 +180,7 @@ def _read_run(machine: str, path: Path, order: dict[str, int],
     date = int(data.get("date") or 0)
     run = Run(machine=machine, python=str(data.get("python") or data["params"].get("python", "?")),
               commit=commit, date=date, order=(1, order[commit]) if commit in order else (0, date),
-              quick=any(isinstance(data.get(k), dict) and (data[k].get("quick") or data[k].get("smoke"))
-                        for k in QUICK_LABELS))
+              quick=is_quick(data))
     for name, row in data["results"].items():
         bench = benchmarks.get(name)
         row = list(row) + [None] * (len(columns) - len(row))
