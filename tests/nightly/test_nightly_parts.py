@@ -235,6 +235,25 @@ def test_report_reads_asv_regressions_with_commit_hashes(tmp_path):
     assert text.index("New regressions (1)") < text.index("Still open from earlier runs (2)")
 
 
+def test_a_step_is_reported_with_its_commits_value_not_asvs_best_value_after(tmp_path):
+    """asv's jump holds the best value after the step; the report gives the first slow commit's own."""
+    h = {i: f"{i:x}" * 40 for i in range(1, 5)}
+    (tmp_path / "index.json").write_text(json.dumps({
+        "revision_to_hash": {str(i): h[i] for i in h},
+        "benchmarks": {"bench.T.time_x": {"unit": "seconds"}},
+    }))
+    graph = "graphs/branch-main/machine-m1/python-3.11/bench.T.time_x.json"
+    (tmp_path / graph).parent.mkdir(parents=True)
+    (tmp_path / graph).write_text(json.dumps([[1, [1.0, 5.0]], [2, [1.0, 5.0]], [3, [3.0, 5.0]],
+                                              [4, [2.0, None]]]))
+    (tmp_path / "regressions.json").write_text(json.dumps({"regressions": [
+        ["bench.T.time_x(10)", graph, {}, 0, 2.0, 1.0, [[None, 3, 1.0, 2.0]]],
+    ]}))
+    (row,) = read_regressions(str(tmp_path), new_commits={h[3]})
+    assert (row.value_before, row.value_after, row.ratio) == (1.0, 3.0, 3.0)
+    assert "3.00x slower" in format_report([replace(row, verdict=CONFIRMED)], "header")
+
+
 def _units_for_here(tmp_path: Path) -> Path:
     """The shipped units with their example paths and user replaced by real ones."""
     for name in ("stardag-nightly.service", "stardag-nightly.timer"):

@@ -152,6 +152,26 @@ def thresholds_of(raw_config: dict, override: float | None) -> dict:
     return dict(raw_config.get("regressions_thresholds") or {})
 
 
+def _graph_values(site_dir: str, graph_path: str, j: int | None) -> dict[int, float]:
+    """A published graph's value per revision (entry ``j`` of a parameterised one); {} if unreadable."""
+    try:
+        with open(os.path.join(site_dir, graph_path), encoding="utf-8") as f:
+            points = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    values = {}
+    for point in points if isinstance(points, list) else ():
+        try:
+            rev, value = point
+            if j is not None:
+                value = value[j]
+            if value is not None and not math.isnan(value):
+                values[int(rev)] = float(value)
+        except (TypeError, ValueError, IndexError):
+            continue
+    return values
+
+
 def read_regressions(site_dir: str, new_commits: set[str], thresholds: dict | None = None
                      ) -> list[Regression]:
     """Every regression asv's step detection found in the published site in ``site_dir``."""
@@ -161,8 +181,9 @@ def read_regressions(site_dir: str, new_commits: set[str], thresholds: dict | No
         index = json.load(f)
     rev_to_hash = {int(rev): h for rev, h in index["revision_to_hash"].items()}
     found = []
-    for name, graph_path, _params, _j, _last, _best, jumps in entries:
+    for name, graph_path, _params, j, _last, _best, jumps in entries:
         graph = _graph_params(graph_path)
+        measured = _graph_values(site_dir, graph_path, j)
         base_name = name.split("(", 1)[0]
         unit = index["benchmarks"].get(base_name, {}).get("unit", "")
         factor = 1 + threshold_for(name, graph.get("branch"), thresholds)
@@ -175,7 +196,9 @@ def read_regressions(site_dir: str, new_commits: set[str], thresholds: dict | No
                     commit_before=None if rev_before is None else rev_to_hash[rev_before],
                     commit_after=after,
                     value_before=value_before,
-                    value_after=value_after,
+                    # asv gives the best value after the step, not the commit's own:
+                    # the first slow commit's value, as the compare check reports it.
+                    value_after=measured.get(rev_after, value_after),
                     unit=unit,
                     new=after in new_commits,
                     found_by="asv step detection",
