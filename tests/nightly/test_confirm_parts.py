@@ -135,7 +135,13 @@ def test_over_the_budget_waits_for_the_next_night(tmp_path):
     later = _Fake(tmp_path, samples, max_confirm=5)
     second = later.confirm([])
     assert sorted(later.measured) == ["b.T.time_0", "b.T.time_1"]
-    assert all(r.verdict == CONFIRMED and not r.new for r in second)
+    # Never reported before: news tonight, so they alarm (--fail-on-regression exits 3).
+    assert all(r.verdict == CONFIRMED and r.alarm and "nominated on an earlier night" in r.note
+               for r in second)
+    assert "New regressions (2)" in format_report(second, "h")
+    # Remembered as confirmed: a third night lists them as still open, without alarm.
+    third = _Fake(tmp_path, samples).confirm([])
+    assert third == []  # nothing pending; step detection would list them again, not as new
 
 
 def test_a_smoke_environment_is_refused(monkeypatch):

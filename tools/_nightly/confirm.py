@@ -98,6 +98,11 @@ class Confirmer:
         over = [replace(r, verdict=UNMEASURED, note=f"over --max-confirm {self.max_confirm}")
                 for r in todo[self.max_confirm:]]
         judged = self._measure(todo[:self.max_confirm], started)
+        # A candidate left unmeasured on an earlier night and confirmed now was never
+        # reported: it is news tonight (it alarms), though its commit is not new.
+        judged = [replace(r, new=True, note="; ".join(filter(None, [r.note, "nominated on an earlier night"])))
+                  if r.verdict == CONFIRMED and not r.new and r.key in memory["pending"] else r
+                  for r in judged]
         done += over + judged
         for r in over + judged:
             if r.verdict in (CONFIRMED, NOISE):
