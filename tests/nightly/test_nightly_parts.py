@@ -205,18 +205,27 @@ def test_logs_are_pruned_to_the_newest(tmp_path):
         "nightly-3.log", "nightly-4.log", "other.txt"]
 
 
-def test_report_reads_asv_regressions_with_commit_hashes(tmp_path):
-    h = {i: f"{i:x}" * 40 for i in range(1, 6)}
-    (tmp_path / "index.json").write_text(json.dumps({
+_GRAPH = "graphs/branch-main/machine-m1/python-3.11/bench.T.time_x.json"
+
+
+def _published(site: Path, n_commits: int, regressions: list) -> dict[int, str]:
+    """A site's index.json (commits 1..n) and regressions.json as asv publish writes them; the hashes."""
+    h = {i: f"{i:x}" * 40 for i in range(1, n_commits + 1)}
+    (site / "index.json").write_text(json.dumps({
         "revision_to_hash": {str(i): h[i] for i in h},
         "benchmarks": {"bench.T.time_x": {"unit": "seconds"}},
     }))
-    graph = "graphs/branch-main/machine-m1/python-3.11/bench.T.time_x.json"
-    (tmp_path / "regressions.json").write_text(json.dumps({"regressions": [
+    (site / "regressions.json").write_text(json.dumps({"regressions": regressions}))
+    return h
+
+
+def test_report_reads_asv_regressions_with_commit_hashes(tmp_path):
+    graph = _GRAPH
+    h = _published(tmp_path, 5, [
         ["bench.T.time_x(10)", graph, {}, 0, 3.0, 1.0, [[2, 4, 1.0, 3.0]]],
         ["bench.T.time_x(20)", graph, {}, 1, 2.0, 1.0, [[None, 5, 1.0, 2.0]]],
         ["bench.T.track_y", graph, {}, None, 20.0, -5.0, [[1, 3, -5.0, 20.0]]],
-    ]}))
+    ])
     rows = read_regressions(str(tmp_path), new_commits={h[5]})
     rows.sort(key=lambda r: r.benchmark)
     assert [(r.benchmark, r.commit_before, r.commit_after, r.new) for r in rows] == [
@@ -237,18 +246,10 @@ def test_report_reads_asv_regressions_with_commit_hashes(tmp_path):
 
 def test_a_step_is_reported_with_its_commits_value_not_asvs_best_value_after(tmp_path):
     """asv's jump holds the best value after the step; the report gives the first slow commit's own."""
-    h = {i: f"{i:x}" * 40 for i in range(1, 5)}
-    (tmp_path / "index.json").write_text(json.dumps({
-        "revision_to_hash": {str(i): h[i] for i in h},
-        "benchmarks": {"bench.T.time_x": {"unit": "seconds"}},
-    }))
-    graph = "graphs/branch-main/machine-m1/python-3.11/bench.T.time_x.json"
-    (tmp_path / graph).parent.mkdir(parents=True)
-    (tmp_path / graph).write_text(json.dumps([[1, [1.0, 5.0]], [2, [1.0, 5.0]], [3, [3.0, 5.0]],
-                                              [4, [2.0, None]]]))
-    (tmp_path / "regressions.json").write_text(json.dumps({"regressions": [
-        ["bench.T.time_x(10)", graph, {}, 0, 2.0, 1.0, [[None, 3, 1.0, 2.0]]],
-    ]}))
+    h = _published(tmp_path, 4, [["bench.T.time_x(10)", _GRAPH, {}, 0, 2.0, 1.0, [[None, 3, 1.0, 2.0]]]])
+    (tmp_path / _GRAPH).parent.mkdir(parents=True)
+    (tmp_path / _GRAPH).write_text(json.dumps([[1, [1.0, 5.0]], [2, [1.0, 5.0]], [3, [3.0, 5.0]],
+                                               [4, [2.0, None]]]))
     (row,) = read_regressions(str(tmp_path), new_commits={h[3]})
     assert (row.value_before, row.value_after, row.ratio) == (1.0, 3.0, 3.0)
     assert "3.00x slower" in format_report([replace(row, verdict=CONFIRMED)], "header")
