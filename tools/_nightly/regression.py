@@ -152,24 +152,24 @@ def thresholds_of(raw_config: dict, override: float | None) -> dict:
     return dict(raw_config.get("regressions_thresholds") or {})
 
 
-def _graph_values(site_dir: str, graph_path: str, j: int | None) -> dict[int, float]:
-    """A published graph's value per revision (entry ``j`` of a parameterised one); {} if unreadable."""
+def _graph_points(site_dir: str, graph_path: str) -> dict[int, object]:
+    """A published graph's value per revision (a list for a parameterised one); {} if unreadable."""
     try:
         with open(os.path.join(site_dir, graph_path), encoding="utf-8") as f:
             points = json.load(f)
-    except (OSError, ValueError):
+        return {int(rev): value for rev, value in points}
+    except (OSError, ValueError, TypeError):
         return {}
-    values = {}
-    for point in points if isinstance(points, list) else ():
-        try:
-            rev, value = point
-            if j is not None:
-                value = value[j]
-            if value is not None and not math.isnan(value):
-                values[int(rev)] = float(value)
-        except (TypeError, ValueError, IndexError):
-            continue
-    return values
+
+
+def _value_at(points: dict[int, object], rev: int, j: int | None) -> float | None:
+    """The value at ``rev`` (entry ``j`` of a parameterised graph), if it was measured."""
+    value = points.get(rev)
+    if j is not None:
+        value = value[j] if isinstance(value, list) and j < len(value) else None
+    if isinstance(value, (int, float)) and not math.isnan(value):
+        return float(value)
+    return None
 
 
 def read_regressions(site_dir: str, new_commits: set[str], thresholds: dict | None = None
@@ -181,14 +181,17 @@ def read_regressions(site_dir: str, new_commits: set[str], thresholds: dict | No
         index = json.load(f)
     rev_to_hash = {int(rev): h for rev, h in index["revision_to_hash"].items()}
     found = []
+    graphs: dict[str, dict[int, object]] = {}  # one file serves every parameter of a benchmark
     for name, graph_path, _params, j, _last, _best, jumps in entries:
         graph = _graph_params(graph_path)
-        measured = _graph_values(site_dir, graph_path, j)
+        if graph_path not in graphs:
+            graphs[graph_path] = _graph_points(site_dir, graph_path)
         base_name = name.split("(", 1)[0]
         unit = index["benchmarks"].get(base_name, {}).get("unit", "")
         factor = 1 + threshold_for(name, graph.get("branch"), thresholds)
         for rev_before, rev_after, value_before, value_after in jumps:
             after = rev_to_hash[rev_after]
+            measured = _value_at(graphs[graph_path], rev_after, j)
             found.append(
                 Regression(
                     benchmark=name,
@@ -198,7 +201,7 @@ def read_regressions(site_dir: str, new_commits: set[str], thresholds: dict | No
                     value_before=value_before,
                     # asv gives the best value after the step, not the commit's own:
                     # the first slow commit's value, as the compare check reports it.
-                    value_after=measured.get(rev_after, value_after),
+                    value_after=value_after if measured is None else measured,
                     unit=unit,
                     new=after in new_commits,
                     found_by="asv step detection",
