@@ -43,6 +43,32 @@ def test_lock_is_exclusive_and_released_on_close(tmp_path):
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
 
+def test_a_run_that_just_took_the_lock_is_busy_not_a_stranger(tmp_path):
+    """Two runs started together: the loser may read the file before the winner names itself."""
+    import fcntl
+    import threading
+
+    from _nightly.lock import Holder, process_start
+
+    path = str(tmp_path / "nightly.lock")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    Path(path).write_text(f"pid {gone} start 1 run run-0 since x\n")  # the last run, gone
+    os.chmod(path, 0o600)
+    winner = os.open(path, os.O_RDWR)
+    fcntl.flock(winner, fcntl.LOCK_EX | fcntl.LOCK_NB)  # has the lock, has not written yet
+    me = Holder(os.getpid(), process_start(os.getpid()), "run-1", "now").line().encode()
+    namer = threading.Timer(0.3, lambda: (os.pwrite(winner, me, 0), os.ftruncate(winner, len(me))))
+    namer.start()
+    try:
+        with pytest.raises(LockBusy, match="run run-1"):
+            with RunLock(path, "run-2"):
+                pass
+    finally:
+        namer.join()
+        os.close(winner)
+
+
 def _version(deploy: Path, stamp: str, text: str) -> str:
     path = site.new_version_dir(str(deploy), stamp)
     os.makedirs(path)

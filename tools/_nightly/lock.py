@@ -27,6 +27,9 @@ from typing import Callable
 from _nightly import reaper
 
 
+_NAMING_S = 1.0  # how long a run that just took the lock may take to write its name
+
+
 class LockBusy(Exception):
     """A live nightly run holds the lock: this one has nothing to do."""
 
@@ -138,10 +141,10 @@ class RunLock:
             os.close(fd)
             raise
         self.previous = Holder.parse(_read(fd))
-        os.ftruncate(fd, 0)
         since = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        me = Holder(os.getpid(), process_start(os.getpid()) or "?", self.stamp, since)
-        os.pwrite(fd, me.line().encode(), 0)
+        line = Holder(os.getpid(), process_start(os.getpid()) or "?", self.stamp, since).line().encode()
+        os.pwrite(fd, line, 0)  # then cut what is left of a longer name: never an empty file
+        os.ftruncate(fd, len(line))
         self.fd = fd
         return self
 
@@ -159,6 +162,14 @@ class RunLock:
         if _try_flock(fd):
             return
         holder = Holder.parse(_read(fd))
+        # A run that has just taken the lock writes its name a moment later: until
+        # then the file names the run before it (gone), or nothing.
+        deadline = time.monotonic() + _NAMING_S
+        while not (holder is not None and holder.alive()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            if _try_flock(fd):
+                return
+            holder = Holder.parse(_read(fd))
         if holder is not None and holder.alive():
             raise LockBusy(f"another nightly run holds {self.path!r} ({holder.describe()}); "
                            "this one exits")
